@@ -1,0 +1,46 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "Sockets",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "Sockets", targets: ["Sockets"]),
+        .executable(name: "echo-server", targets: ["EchoServer"]),
+        .executable(name: "chicken-server", targets: ["ChickenServer"]),
+        .executable(name: "chicken-client", targets: ["ChickenClient"]),
+    ],
+    targets: [
+        // System calls that Swift's Glibc module does not expose (accept4, epoll, recvmmsg/sendmmsg).
+        // A C target inside this package: not a package dependency.
+        .target(name: "CSockets"),
+        .target(
+            name: "Sockets",
+            dependencies: ["CSockets"],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        .executableTarget(
+            name: "EchoServer",
+            dependencies: ["Sockets"],
+            path: "Examples/EchoServer",
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        .executableTarget(
+            name: "ChickenServer",
+            dependencies: ["Sockets"],
+            path: "Examples/ChickenServer",
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        .executableTarget(
+            name: "ChickenClient",
+            dependencies: ["Sockets"],
+            path: "Examples/ChickenClient",
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        .testTarget(
+            name: "SocketsTests",
+            dependencies: ["Sockets"],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+    ]
+)

@@ -1,0 +1,230 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CSockets
+import Dispatch
+import Synchronization
+
+/// What a wait for readiness ended with.
+enum WaitOutcome: Sendable {
+    /// The socket may be ready: retry the system call.
+    case ready
+    /// The handle was closed while (or before) waiting.
+    case closed
+    /// The deadline passed.
+    case timedOut
+    /// The waiting task was cancelled.
+    case cancelled
+}
+
+/// Which readiness a wait is for.
+enum Interest: Sendable {
+    case read
+    case write
+}
+
+/// The descriptors of one socket object (one, or several for a listener on two address families), their
+/// registration in an ``EventLoop``'s epoll set, and the tasks waiting for them to become ready.
+///
+/// The guarantees of the bridge live here:
+/// - every waiter's continuation is resumed exactly once: by readiness, close, its deadline or its
+///   cancellation, whichever first removes it from `waiters` under the lock;
+/// - ``close()`` wakes every waiter (they throw "closed" promptly), removes the descriptors from the epoll
+///   set *before* closing them, so a number the kernel hands out again is never watched by mistake, and
+///   releases the epoll set's reference on the loop's queue, behind any event batch that may still name it.
+final class SocketHandle: Sendable {
+    let loop: EventLoop
+    /// The descriptors; valid until ``close()``.
+    let descriptors: [Int32]
+
+    private struct Waiter {
+        let id: UInt64
+        let interest: Interest
+        let deadline: DispatchTime?
+        let continuation: UnsafeContinuation<WaitOutcome, Never>
+    }
+
+    private struct State: ~Copyable {
+        /// An edge arrived while nobody waited: the next wait returns at once to retry the system call.
+        var readable = false
+        var writable = false
+        var closed = false
+        var nextID: UInt64 = 0
+        var waiters: [Waiter] = []
+        /// Fires at the earliest deadline of a waiter; made on first use.
+        var timer: (any DispatchSourceTimer)?
+        var timerDeadline: DispatchTime?
+    }
+
+    private let state = Mutex(State())
+
+    /// Registers `descriptors` with `loop` (edge-triggered, read and write).
+    /// - Throws: the errno of `epoll_ctl`; the descriptors are then closed.
+    init(descriptors: [Int32], loop: EventLoop = .next()) throws(Errno) {
+        self.loop = loop
+        self.descriptors = descriptors
+        let events = CSOCKETS_EPOLLIN | CSOCKETS_EPOLLOUT | CSOCKETS_EPOLLRDHUP | CSOCKETS_EPOLLET
+        for (index, descriptor) in descriptors.enumerated() {
+            let token = UInt64(UInt(bitPattern: Unmanaged.passRetained(self).toOpaque()))
+            if csockets_epoll_add(loop.epollDescriptor, descriptor, events, token) != 0 {
+                let errno = Errno.current
+                Unmanaged.passUnretained(self).release()
+                for registered in descriptors[..<index] {
+                    _ = csockets_epoll_delete(loop.epollDescriptor, registered)
+                    Unmanaged.passUnretained(self).release()
+                }
+                descriptors.forEach(SystemSocket.close)
+                state.withLock { $0.closed = true }
+                throw errno
+            }
+        }
+    }
+
+    convenience init(descriptor: Int32, loop: EventLoop = .next()) throws(Errno) {
+        try self.init(descriptors: [descriptor], loop: loop)
+    }
+
+    /// The first (often the only) descriptor.
+    var descriptor: Int32 { descriptors[0] }
+
+    var isClosed: Bool { state.withLock { $0.closed } }
+
+    /// Called on the loop's queue with the epoll flags of an event: wakes the waiters of each direction that
+    /// became ready; an edge that finds nobody waiting is kept for the next wait.
+    func signal(_ flags: UInt32) {
+        let readable = flags & (CSOCKETS_EPOLLIN | CSOCKETS_EPOLLERR | CSOCKETS_EPOLLHUP | CSOCKETS_EPOLLRDHUP) != 0
+        let writable = flags & (CSOCKETS_EPOLLOUT | CSOCKETS_EPOLLERR | CSOCKETS_EPOLLHUP) != 0
+        state.withLock { state in
+            var wokeReader = false
+            var wokeWriter = false
+            var index = 0
+            while index < state.waiters.count {
+                let waiter = state.waiters[index]
+                if waiter.interest == .read ? readable : writable {
+                    state.waiters.remove(at: index)
+                    waiter.continuation.resume(returning: .ready)
+                    if waiter.interest == .read { wokeReader = true } else { wokeWriter = true }
+                } else {
+                    index += 1
+                }
+            }
+            // A woken waiter retries its system call; one that then finds nothing waits for the next edge.
+            if readable, !wokeReader { state.readable = true }
+            if writable, !wokeWriter { state.writable = true }
+        }
+    }
+
+    private let waiterIDs = Atomic<UInt64>(0)
+
+    /// Waits until the socket may be ready for `interest`, or until it is closed, the deadline passes, or the
+    /// task is cancelled. Does not throw: the caller turns the outcome into its own error.
+    func wait(for interest: Interest, deadline: DispatchTime? = nil) async -> WaitOutcome {
+        let id = waiterIDs.add(1, ordering: .relaxed).newValue
+        return await withTaskCancellationHandler {
+            await withUnsafeContinuation { (continuation: UnsafeContinuation<WaitOutcome, Never>) in
+                state.withLock { state in
+                    if state.closed {
+                        continuation.resume(returning: .closed)
+                    } else if interest == .read, state.readable {
+                        state.readable = false
+                        continuation.resume(returning: .ready)
+                    } else if interest == .write, state.writable {
+                        state.writable = false
+                        continuation.resume(returning: .ready)
+                    } else if Task.isCancelled {
+                        // Cancelled before the waiter was added: onCancel found nothing to remove.
+                        continuation.resume(returning: .cancelled)
+                    } else if let deadline, deadline <= .now() {
+                        continuation.resume(returning: .timedOut)
+                    } else {
+                        state.waiters.append(Waiter(id: id, interest: interest, deadline: deadline,
+                                                    continuation: continuation))
+                        if let deadline { armTimer(&state, for: deadline) }
+                    }
+                }
+            }
+        } onCancel: {
+            state.withLock { state in
+                if let index = state.waiters.firstIndex(where: { $0.id == id }) {
+                    state.waiters.remove(at: index).continuation.resume(returning: .cancelled)
+                }
+            }
+        }
+    }
+
+    /// Wakes every waiter for `interest` with ``WaitOutcome/closed``: a half of the socket was closed while
+    /// another task waited on it.
+    func interrupt(_ interest: Interest) {
+        state.withLock { state in
+            state.waiters.removeAll { waiter in
+                guard waiter.interest == interest else { return false }
+                waiter.continuation.resume(returning: .closed)
+                return true
+            }
+        }
+    }
+
+    /// Arms (or re-arms) the timer for the earliest deadline. Called with the lock held.
+    private func armTimer(_ state: inout State, for deadline: DispatchTime) {
+        if let current = state.timerDeadline, current <= deadline { return }
+        state.timerDeadline = deadline
+        if state.timer == nil {
+            let timer = DispatchSource.makeTimerSource(queue: loop.queue)
+            timer.setEventHandler { [weak self] in self?.expireWaiters() }
+            timer.schedule(deadline: deadline, leeway: .milliseconds(1))
+            timer.activate()
+            state.timer = timer
+        } else {
+            state.timer?.schedule(deadline: deadline, leeway: .milliseconds(1))
+        }
+    }
+
+    private func expireWaiters() {
+        state.withLock { state in
+            let now = DispatchTime.now()
+            state.timerDeadline = nil
+            var index = 0
+            var earliest: DispatchTime?
+            while index < state.waiters.count {
+                let waiter = state.waiters[index]
+                if let deadline = waiter.deadline {
+                    if deadline <= now {
+                        state.waiters.remove(at: index)
+                        waiter.continuation.resume(returning: .timedOut)
+                        continue
+                    }
+                    earliest = min(earliest ?? deadline, deadline)
+                }
+                index += 1
+            }
+            if let earliest { armTimer(&state, for: earliest) }
+        }
+    }
+
+    /// Closes the descriptors: wakes every waiter with ``WaitOutcome/closed``, removes the descriptors from
+    /// the epoll set, closes them, and releases the set's references on the loop's queue.
+    /// Returns `false` when already closed.
+    @discardableResult
+    func close() -> Bool {
+        let claimed = state.withLock { state -> Bool in
+            guard !state.closed else { return false }
+            state.closed = true
+            for waiter in state.waiters { waiter.continuation.resume(returning: .closed) }
+            state.waiters.removeAll()
+            state.timer?.cancel()
+            state.timer = nil
+            return true
+        }
+        guard claimed else { return false }
+        for descriptor in descriptors {
+            _ = csockets_epoll_delete(loop.epollDescriptor, descriptor)
+            SystemSocket.close(descriptor)
+        }
+        let count = descriptors.count
+        let pointer = Unmanaged.passUnretained(self)
+        loop.queue.async {
+            for _ in 0..<count { pointer.release() }
+        }
+        return true
+    }
+}

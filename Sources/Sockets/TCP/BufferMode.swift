@@ -1,0 +1,27 @@
+/// How a connection's output is buffered before it is sent.
+///
+/// Racket's ports are block-buffered by default (`file-stream-buffer-mode`); CHICKEN's `tcp-buffer-size` sets
+/// the size (CHICKEN's own default is no buffering). Here **the default is `.block(4096)`**, as in Racket:
+/// nothing reaches the peer before the buffer fills, ``TCPConnection/flush()`` is called, or the output is
+/// closed.
+public enum BufferMode: Sendable, Hashable {
+    /// Every write is sent at once.
+    case none
+    /// Output is sent when a write contains a newline (or the buffer reaches 4096 bytes).
+    case line
+    /// Output is sent when this many bytes have gathered.
+    case block(Int)
+
+    /// The mode new connections get, for the current task tree (CHICKEN: `tcp-buffer-size`, read when a
+    /// connection is made).
+    @TaskLocal public static var current: BufferMode = .block(4096)
+
+    /// How many bytes gather before they are sent.
+    var threshold: Int {
+        switch self {
+        case .none: return 0
+        case .line: return 4096
+        case .block(let size): return size
+        }
+    }
+}

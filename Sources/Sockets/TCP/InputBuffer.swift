@@ -1,0 +1,87 @@
+/// The bytes a connection has received but not yet handed out: `storage[start..<end]`.
+///
+/// Made on first use (a connection read only with `read(into:)` never has one); grows for long lines; after
+/// it drains, an oversized store is dropped so an idle connection holds no large buffer.
+struct InputBuffer {
+    private var storage: [UInt8] = []
+    private var start = 0
+    private var end = 0
+    /// Counts every consumption, so a reader that waited can tell whether another reader took bytes meanwhile.
+    private(set) var generation = 0
+
+    static let minimumFill = 4096
+    static let retainedCapacity = 65536
+
+    var count: Int { end - start }
+    var isEmpty: Bool { end == start }
+
+    /// Calls `body` with room for at least `minimum` more bytes at the end; `body` returns how many it wrote.
+    mutating func append(atLeast minimum: Int = minimumFill,
+                         _ body: (UnsafeMutableRawBufferPointer) throws(Errno) -> Int) throws(Errno) -> Int {
+        if storage.count - end < minimum {
+            if start > 0 {
+                storage.withUnsafeMutableBytes { raw in
+                    raw.baseAddress!.copyMemory(from: raw.baseAddress! + start, byteCount: end - start)
+                }
+                end -= start
+                start = 0
+            }
+            if storage.count - end < minimum {
+                storage.append(contentsOf: repeatElement(0, count: max(minimum, storage.count) - (storage.count - end)))
+            }
+        }
+        var failure: Errno?
+        let written = storage.withUnsafeMutableBytes { [end] raw -> Int in
+            do throws(Errno) {
+                return try body(UnsafeMutableRawBufferPointer(rebasing: raw[end...]))
+            } catch {
+                failure = error
+                return 0
+            }
+        }
+        if let failure { throw failure }
+        end += written
+        return written
+    }
+
+    /// Calls `body` with the unread bytes.
+    func withUnreadBytes<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
+        storage.withUnsafeBytes { body(UnsafeRawBufferPointer(rebasing: $0[start..<end])) }
+    }
+
+    /// Removes and returns the first `count` unread bytes.
+    mutating func take(_ count: Int) -> [UInt8] {
+        let bytes = Array(storage[start..<(start + count)])
+        drop(count)
+        return bytes
+    }
+
+    /// Copies up to `destination.count` unread bytes into `destination`, removing them; returns how many.
+    mutating func take(into destination: UnsafeMutableRawBufferPointer) -> Int {
+        let count = min(destination.count, self.count)
+        storage.withUnsafeBytes { raw in
+            destination.baseAddress!.copyMemory(from: raw.baseAddress! + start, byteCount: count)
+        }
+        drop(count)
+        return count
+    }
+
+    /// Removes the first `count` unread bytes.
+    mutating func drop(_ count: Int) {
+        start += count
+        generation &+= 1
+        if start == end {
+            start = 0
+            end = 0
+            if storage.count > Self.retainedCapacity { storage = [] }
+        }
+    }
+
+    /// Forgets every unread byte and the store.
+    mutating func removeAll() {
+        storage = []
+        start = 0
+        end = 0
+        generation &+= 1
+    }
+}

@@ -1,0 +1,699 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Dispatch
+
+/// A TCP connection: Racket's pair of an input port and an output port, as one actor with two halves.
+///
+/// Make one with ``connect(host:port:localHost:localPort:)`` (Racket: `tcp-connect`) or accept one with
+/// ``TCPListener/accept()`` (Racket: `tcp-accept`).
+///
+/// - **Input half**: ``read(upTo:)``, ``read(exactly:)``, ``read(into:range:)``, ``readLine(ending:)``,
+///   ``lines``, ``bytes``; end-of-file is `nil`. ``closeInput()`` closes it (Racket: `close-input-port`).
+/// - **Output half**: ``write(_:)-(ArraySlice<UInt8>)``, ``writeLine(_:)``, ``flush()``, buffered by
+///   ``bufferMode`` (block-buffered by default, as in Racket). ``closeOutput()`` flushes and sends FIN, so the
+///   peer reads end-of-file while this side keeps reading (Racket: `close-output-port`); ``abandonOutput()``
+///   sends no FIN until the input is closed too (Racket: `tcp-abandon-port`).
+/// - Closing both halves, or ``close()``, closes the descriptor.
+///
+/// Reading and writing may run at the same time from two tasks. Concurrent writes are sent one after the
+/// other, never interleaved.
+///
+/// **Cancellation** is Racket's break: a cancelled read or write throws `CancellationError` and has no
+/// effect. Bytes a cancelled ``readLine(ending:)`` or ``read(exactly:)`` had already received stay buffered
+/// for the next read; a write cancelled part-way throws a ``NetworkError`` with code
+/// ``NetworkError/Code/cancelled`` whose ``NetworkError/bytesTransferred`` says how many bytes went out.
+///
+/// ```swift
+/// let connection = try await TCPConnection.connect(host: "example.org", port: 80)
+/// try await connection.write("HEAD / HTTP/1.0\r\n\r\n")
+/// try await connection.flush()
+/// while let line = try await connection.readLine() { print(line) }
+/// try await connection.close()
+/// ```
+public actor TCPConnection {
+    nonisolated let handle: SocketHandle
+    /// This side's address. Racket: `tcp-addresses` (first results); CHICKEN: `tcp-port-numbers`.
+    public nonisolated let localAddress: SocketAddress
+    /// The peer's address. Racket: `tcp-addresses` (last results).
+    public nonisolated let remoteAddress: SocketAddress
+
+    /// The connection runs on its event loop's queue: its system calls and its readiness events share it.
+    public nonisolated var unownedExecutor: UnownedSerialExecutor {
+        handle.loop.executor.asUnownedSerialExecutor()
+    }
+
+    /// The event loop the connection is registered with. Run a connection's handler with
+    /// ``EventLoop/withExecutorPreference(_:)`` on it to keep every resumed read on one thread.
+    public nonisolated var eventLoop: EventLoop { handle.loop }
+
+    /// The descriptor (CHICKEN exposes the listener's; this is the connection's). Valid until closed.
+    public nonisolated var fileDescriptor: Int32 { handle.descriptor }
+
+    private var input = InputBuffer()
+    private var reachedEndOfFile = false
+    private var inputClosed = false
+    private var outputClosed = false
+    private var output: [UInt8] = []
+
+    /// How output is buffered. Default: ``BufferMode/current`` when the connection was made (`.block(4096)`).
+    public private(set) var bufferMode: BufferMode
+    /// The read timeout; `nil` for none. Default: ``TCPTimeouts/current`` when the connection was made.
+    public private(set) var readTimeout: Duration?
+    /// The write timeout; `nil` for none.
+    public private(set) var writeTimeout: Duration?
+
+    private var writerBusy = false
+    private var waitingWriters: [UnsafeContinuation<Void, Never>] = []
+
+    init(handle: SocketHandle, local: SocketAddress, remote: SocketAddress) {
+        self.handle = handle
+        self.localAddress = local
+        self.remoteAddress = remote
+        self.bufferMode = BufferMode.current
+        let timeouts = TCPTimeouts.current
+        self.readTimeout = timeouts.read
+        self.writeTimeout = timeouts.write
+    }
+
+    deinit {
+        handle.close()
+    }
+
+    /// Wraps a connected descriptor: registers it with an event loop, turns Nagle's algorithm off.
+    /// Closes `descriptor` and throws when it cannot.
+    static func adopt(descriptor: Int32, peer: SocketAddress?, operation: String, loop: EventLoop = .next())
+        throws -> TCPConnection
+    {
+        let handle: SocketHandle
+        do {
+            handle = try SocketHandle(descriptor: descriptor, loop: loop)
+        } catch {
+            throw NetworkError.system(error, operation, peer?.description)
+        }
+        try? SystemSocket.setOption(descriptor, Int32(IPPROTO_TCP), TCP_NODELAY, 1)
+        let local = (try? SystemSocket.localAddress(descriptor)) ?? nil
+        let remote = peer ?? ((try? SystemSocket.peerAddress(descriptor)) ?? nil)
+        let unknown = SocketAddress.any(.ipv4, port: 0)
+        return TCPConnection(handle: handle, local: local ?? unknown, remote: remote ?? unknown)
+    }
+
+    // MARK: Connecting
+
+    /// Connects to `host` at `port`, trying every address the host resolves to, in turn, until one connects.
+    ///
+    /// Racket: `tcp-connect` (and `tcp-connect/enable-break`: cancellation either returns a connection or
+    /// throws `CancellationError`, never both). CHICKEN: `tcp-connect` with `tcp-connect-timeout`.
+    ///
+    /// - Parameters:
+    ///   - host: a name or numeric address (`"localhost"`, `"127.0.0.1"`, `"::1"`).
+    ///   - port: 1...65535.
+    ///   - localHost: the local address to connect from; needs `localPort`.
+    ///   - localPort: the local port to connect from (1...65535); alone, the address is chosen automatically.
+    ///   - timeout: the longest wait for the whole attempt. Default: ``TCPTimeouts/current``'s `connect`.
+    /// - Throws: ``NetworkError``: an invalid argument (before any system call), a resolution failure, or the
+    ///   failure of every address (all listed in the text), or a timeout.
+    public static func connect(host: String, port: Int, localHost: String? = nil, localPort: Int? = nil,
+                               timeout: Duration? = TCPTimeouts.current.connect) async throws -> TCPConnection {
+        guard (1...65535).contains(port) else {
+            throw NetworkError.invalid("connect", Resolver.describe(host: host, service: "\(port)"),
+                                       "port \(port) is outside 1...65535")
+        }
+        return try await connect(host: host, service: String(port), localHost: localHost, localPort: localPort,
+                                 timeout: timeout)
+    }
+
+    /// Connects to `"host:port"`, `"host:service"` or `"[v6-address]:port"` (CHICKEN's one-argument
+    /// `tcp-connect`; the service is a number or a name such as `"http"`).
+    public static func connect(to endpoint: String,
+                               timeout: Duration? = TCPTimeouts.current.connect) async throws -> TCPConnection {
+        let parsed = try Endpoint(parsing: endpoint)
+        return try await connect(host: parsed.host, service: parsed.service, timeout: timeout)
+    }
+
+    /// Connects to `host` at a service given as a port number or a name (`"http"`, `"www"`), as MIT Scheme's
+    /// `open-tcp-stream-socket` does.
+    public static func connect(host: String, service: String, localHost: String? = nil, localPort: Int? = nil,
+                               timeout: Duration? = TCPTimeouts.current.connect) async throws -> TCPConnection {
+        let shown = Resolver.describe(host: host, service: service)
+        try Resolver.validate(host: host, operation: "connect", shown: shown)
+        if let port = Int(service), !(1...65535).contains(port) {
+            throw NetworkError.invalid("connect", shown, "port \(port) is outside 1...65535")
+        }
+        if localHost != nil, localPort == nil {
+            throw NetworkError.invalid("connect", shown, "a local host needs a local port")
+        }
+        if let localPort, !(1...65535).contains(localPort) {
+            throw NetworkError.invalid("connect", shown, "local port \(localPort) is outside 1...65535")
+        }
+        if let timeout, timeout < .zero {
+            throw NetworkError.invalid("connect", shown, "the timeout is negative")
+        }
+        let deadline = timeout?.deadlineFromNow
+        let remotes = try await Resolver.resolve(host: host, service: service, kind: .stream)
+        var locals: [SocketAddress] = []
+        if let localPort {
+            if let localHost {
+                locals = try await Resolver.resolve(host: localHost, service: String(localPort), kind: .stream,
+                                                    passive: true)
+            } else {
+                locals = [.any(.ipv4, port: localPort), .any(.ipv6, port: localPort)]
+            }
+        }
+        var failures: [String] = []
+        var lastErrno = Errno.connectionRefused
+        for remote in remotes {
+            try Task.checkCancellation()
+            let local = locals.first { $0.family == remote.family }
+            if localPort != nil, local == nil {
+                failures.append("\(remote): no local address of its family")
+                continue
+            }
+            do {
+                return try await attempt(remote, from: local, deadline: deadline, timeout: timeout, shown: shown)
+            } catch let errno as Errno {
+                lastErrno = errno
+                failures.append("\(remote): \(errno)")
+            }
+        }
+        if remotes.count == 1, let remote = remotes.first, failures.count == 1 {
+            throw NetworkError.system(lastErrno, "connect", shown == remote.description ? shown : "\(shown) (\(remote))")
+        }
+        throw NetworkError.system(lastErrno, "connect", shown, detail: "tried " + failures.joined(separator: "; "))
+    }
+
+    /// One connection attempt. Throws `Errno` for a failure of this address (the caller tries the next),
+    /// `NetworkError` for a timeout and `CancellationError` for cancellation (both end the whole connect).
+    private static func attempt(_ remote: SocketAddress, from local: SocketAddress?, deadline: DispatchTime?,
+                                timeout: Duration?, shown: String) async throws -> TCPConnection {
+        let descriptor = try SystemSocket.open(family: remote.family, kind: .stream)
+        let handle: SocketHandle
+        do {
+            if let local {
+                try SystemSocket.setOption(descriptor, SOL_SOCKET, SO_REUSEADDR, 1)
+                try SystemSocket.bind(descriptor, to: local)
+            }
+            handle = try SocketHandle(descriptor: descriptor)
+        } catch {
+            SystemSocket.close(descriptor)
+            throw error
+        }
+        do {
+            if try !SystemSocket.connect(descriptor, to: remote) {
+                switch await handle.wait(for: .write, deadline: deadline) {
+                case .ready, .closed: break
+                case .timedOut:
+                    throw NetworkError(.timedOut, operation: "connect", address: shown,
+                                       detail: "no connection within \(timeout?.shortDescription ?? "its timeout")")
+                case .cancelled:
+                    throw CancellationError()
+                }
+                if let errno = SystemSocket.pendingError(descriptor) { throw errno }
+            }
+        } catch {
+            handle.close()
+            throw error
+        }
+        try? SystemSocket.setOption(descriptor, Int32(IPPROTO_TCP), TCP_NODELAY, 1)
+        let localAddress = (try? SystemSocket.localAddress(descriptor)) ?? nil
+        return TCPConnection(handle: handle, local: localAddress ?? .any(remote.family, port: 0), remote: remote)
+    }
+
+    // MARK: Addresses and options
+
+    /// The local and remote hosts and ports. Racket: `tcp-addresses` (with and without port numbers);
+    /// CHICKEN: `tcp-addresses` and `tcp-port-numbers`.
+    /// - Throws: ``NetworkError`` (``NetworkError/Code/closed``) once both halves are closed.
+    public func addresses() throws -> TCPAddresses {
+        guard !handle.isClosed else {
+            throw NetworkError.closed("addresses", remoteAddress.description, "the connection is closed")
+        }
+        return TCPAddresses(local: localAddress, remote: remoteAddress)
+    }
+
+    /// Sets a socket option, such as ``SocketOption/noDelay`` or ``SocketOption/keepAlive``.
+    public func setOption<Value>(_ option: SocketOption<Value>, _ value: Value) throws {
+        try checkOpen("set \(option.label)")
+        do {
+            try SystemSocket.setOption(handle.descriptor, option.level, option.name, option.encode(value))
+        } catch {
+            throw NetworkError.system(error, "set \(option.label)", remoteAddress.description)
+        }
+    }
+
+    /// Reads a socket option.
+    public func option<Value>(_ option: SocketOption<Value>) throws -> Value {
+        try checkOpen("get \(option.label)")
+        do {
+            return option.decode(try SystemSocket.getOption(handle.descriptor, option.level, option.name))
+        } catch {
+            throw NetworkError.system(error, "get \(option.label)", remoteAddress.description)
+        }
+    }
+
+    /// Changes how output is buffered. Switching to ``BufferMode/none`` sends what is buffered.
+    public func setBufferMode(_ mode: BufferMode) async throws {
+        if case .block(let size) = mode, size < 1 {
+            throw NetworkError.invalid("set buffer mode", remoteAddress.description,
+                                       "a block buffer needs at least 1 byte, not \(size)")
+        }
+        bufferMode = mode
+        if mode == .none, !output.isEmpty { try await flush() }
+    }
+
+    /// Changes this connection's read and write timeouts (`nil`: none).
+    public func setTimeouts(read: Duration?, write: Duration?) {
+        readTimeout = read
+        writeTimeout = write
+    }
+
+    private func checkOpen(_ operation: String) throws {
+        if handle.isClosed {
+            throw NetworkError.closed(operation, remoteAddress.description, "the connection is closed")
+        }
+    }
+
+    // MARK: Waiting
+
+    /// Waits for readiness; returns normally when the system call should be retried.
+    /// `transferred` is what the calling operation has moved so far (for the error of a partial write).
+    private func waitUntil(_ interest: Interest, _ operation: String, transferred: Int = 0) async throws {
+        let timeout = interest == .read ? readTimeout : writeTimeout
+        switch await handle.wait(for: interest, deadline: timeout?.deadlineFromNow) {
+        case .ready:
+            return
+        case .closed:
+            throw closedError(operation, interest, transferred: transferred)
+        case .timedOut:
+            throw NetworkError(.timedOut, operation: operation, address: remoteAddress.description,
+                               detail: "nothing \(interest == .read ? "arrived" : "could be sent") within "
+                                   + (timeout?.shortDescription ?? "the timeout"),
+                               bytesTransferred: transferred > 0 ? transferred : nil)
+        case .cancelled:
+            throw cancellation(operation, transferred: transferred)
+        }
+    }
+
+    private func cancellation(_ operation: String, transferred: Int) -> any Error {
+        guard transferred > 0 else { return CancellationError() }
+        return NetworkError(.cancelled, operation: operation, address: remoteAddress.description,
+                            bytesTransferred: transferred)
+    }
+
+    private func closedError(_ operation: String, _ interest: Interest, transferred: Int = 0) -> NetworkError {
+        let what: String
+        if handle.isClosed {
+            what = "the connection is closed"
+        } else {
+            what = interest == .read ? "the input is closed" : "the output is closed"
+        }
+        var error = NetworkError.closed(operation, remoteAddress.description, what)
+        if transferred > 0 { error.bytesTransferred = transferred }
+        return error
+    }
+
+    // MARK: Reading
+
+    private func checkReadable(_ operation: String) throws {
+        if inputClosed { throw closedError(operation, .read) }
+    }
+
+    /// Receives more bytes into the input buffer. Returns `false` at end-of-file.
+    private func fill(_ operation: String) async throws -> Bool {
+        while true {
+            try checkReadable(operation)
+            if reachedEndOfFile { return false }
+            // Cancellation is checked only before the system call that commits: bytes it returns are kept.
+            if Task.isCancelled { throw CancellationError() }
+            do {
+                let count = try input.append { (room) throws(Errno) in
+                    try SystemSocket.receive(handle.descriptor, into: room)
+                }
+                if count == 0 { reachedEndOfFile = true }
+                return count > 0
+            } catch .wouldBlock {
+                try await waitUntil(.read, operation)
+            } catch {
+                throw NetworkError.system(error, operation, remoteAddress.description)
+            }
+        }
+    }
+
+    /// Reads what is available, up to `maxLength` bytes, waiting for at least one. Returns `nil` at
+    /// end-of-file. Racket: `read-bytes-avail!`.
+    public func read(upTo maxLength: Int = 65536) async throws -> [UInt8]? {
+        guard maxLength > 0 else {
+            throw NetworkError.invalid("read", remoteAddress.description, "maxLength must be at least 1, not \(maxLength)")
+        }
+        try checkReadable("read")
+        if input.isEmpty, try await !fill("read") { return nil }
+        return input.take(min(maxLength, input.count))
+    }
+
+    /// Reads exactly `count` bytes, waiting as long as it takes. Racket: `read-bytes`.
+    ///
+    /// - Throws: ``NetworkError`` with code ``NetworkError/Code/endOfFile`` when the input ends first; the bytes
+    ///   received stay buffered for the next read, as they do when the task is cancelled.
+    public func read(exactly count: Int) async throws -> [UInt8] {
+        guard count >= 0 else {
+            throw NetworkError.invalid("read", remoteAddress.description, "count must not be negative, not \(count)")
+        }
+        try checkReadable("read")
+        while input.count < count {
+            if try await !fill("read") {
+                throw NetworkError(.endOfFile, operation: "read", address: remoteAddress.description,
+                                   detail: "\(input.count) of \(count) bytes arrived; they stay buffered")
+            }
+        }
+        return input.take(count)
+    }
+
+    /// Reads into `buffer[range]` (all of `buffer` by default) what is available, waiting for at least one
+    /// byte; returns how many bytes it wrote, or `nil` at end-of-file. Racket: `read-bytes-avail!`.
+    ///
+    /// The fastest read: when nothing is buffered, the system call writes straight into `buffer`.
+    ///
+    /// ```swift
+    /// var buffer = [UInt8](repeating: 0, count: 65536)
+    /// while let count = try await connection.read(into: &buffer) {
+    ///     try await connection.write(buffer[..<count])
+    /// }
+    /// ```
+    /// - Throws: ``NetworkError`` (``NetworkError/Code/invalidArgument``) for a range outside the buffer,
+    ///   before any system call.
+    public func read(into buffer: inout [UInt8], range: Range<Int>? = nil) async throws -> Int? {
+        let range = range ?? 0..<buffer.count
+        guard range.lowerBound >= 0, range.upperBound <= buffer.count else {
+            throw NetworkError.invalid("read", remoteAddress.description,
+                                       "range \(range) is outside the buffer's 0..<\(buffer.count)")
+        }
+        try checkReadable("read")
+        if range.isEmpty { return 0 }
+        while true {
+            if !input.isEmpty {
+                return buffer.withUnsafeMutableBytes { raw in
+                    input.take(into: UnsafeMutableRawBufferPointer(rebasing: raw[range]))
+                }
+            }
+            if reachedEndOfFile { return nil }
+            if Task.isCancelled { throw CancellationError() }
+            let received: Result<Int, Errno> = buffer.withUnsafeMutableBytes { raw in
+                Result { () throws(Errno) in
+                    try SystemSocket.receive(handle.descriptor, into: UnsafeMutableRawBufferPointer(rebasing: raw[range]))
+                }
+            }
+            switch received {
+            case .success(0):
+                reachedEndOfFile = true
+                return nil
+            case .success(let count):
+                return count
+            case .failure(.wouldBlock):
+                try await waitUntil(.read, "read")
+                try checkReadable("read")
+            case .failure(let errno):
+                throw NetworkError.system(errno, "read", remoteAddress.description)
+            }
+        }
+    }
+
+    /// Reads one byte; `nil` at end-of-file. Racket: `read-byte`.
+    public func readByte() async throws -> UInt8? {
+        try checkReadable("read")
+        if input.isEmpty, try await !fill("read") { return nil }
+        return input.take(1)[0]
+    }
+
+    /// Reads a line and returns it without its ending; `nil` at end-of-file. A last line without an ending is
+    /// returned as it is. Bytes are decoded as UTF-8 (invalid sequences become U+FFFD). Racket: `read-line`.
+    ///
+    /// - Parameter ending: which bytes end a line: ``LineEnding/any`` (LF or CR-LF, the default),
+    ///   ``LineEnding/linefeed`` or ``LineEnding/returnLinefeed``.
+    public func readLine(ending: LineEnding = .any) async throws -> String? {
+        guard let bytes = try await readLineBytes(ending: ending) else { return nil }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Like ``readLine(ending:)`` but returns the line's bytes, undecoded.
+    public func readLineBytes(ending: LineEnding = .any) async throws -> [UInt8]? {
+        try checkReadable("read")
+        var scanned = 0
+        while true {
+            if let (end, terminator) = input.withUnreadBytes({ ending.findEnd(in: $0, from: scanned) }) {
+                let line = input.take(end)
+                input.drop(terminator)
+                return line
+            }
+            // A CR at the end may begin a CR-LF: look at it again once more bytes arrive.
+            scanned = max(0, input.count - 1)
+            let generation = input.generation
+            if try await !fill("read") {
+                if input.isEmpty { return nil }
+                return input.take(input.count)
+            }
+            if generation != input.generation { scanned = 0 }
+        }
+    }
+
+    /// Whether a read would not wait: bytes are buffered, the input ended, or the socket is readable.
+    /// Racket: `byte-ready?` / `char-ready?` on the input port.
+    public func isReadable() throws -> Bool {
+        try checkReadable("read")
+        return !input.isEmpty || reachedEndOfFile || SystemSocket.isReadable(handle.descriptor)
+    }
+
+    /// Closes the input half. Buffered bytes are discarded; a read waiting in another task throws at once.
+    /// When the output half is closed or abandoned too, the descriptor closes. Racket: `close-input-port`
+    /// (and `tcp-abandon-port` on an input port). Closing it again does nothing.
+    public func closeInput() {
+        guard !inputClosed else { return }
+        inputClosed = true
+        input.removeAll()
+        handle.interrupt(.read)
+        if outputClosed { handle.close() }
+    }
+
+    // MARK: Writing
+
+    /// Writes bytes, buffered according to ``bufferMode``. Racket: `write-bytes`.
+    ///
+    /// - Throws: ``NetworkError``: the output is closed; the peer has gone (`EPIPE`, `ECONNRESET`; never
+    ///   `SIGPIPE`); the write timeout passed; or the task was cancelled part-way
+    ///   (``NetworkError/Code/cancelled``) — each with ``NetworkError/bytesTransferred`` set when some bytes went
+    ///   out. `CancellationError` when the task was cancelled before any byte went out.
+    public func write(_ bytes: ArraySlice<UInt8>) async throws {
+        try checkWritable("write")
+        switch bufferMode {
+        case .none:
+            try await send(bytes, operation: "write")
+        case .line, .block:
+            let threshold = bufferMode.threshold
+            if output.isEmpty, bytes.count >= threshold, !writerBusy {
+                try await send(bytes, operation: "write")
+                return
+            }
+            output.append(contentsOf: bytes)
+            if output.count >= threshold || (bufferMode == .line && bytes.contains(10)) {
+                try await flush()
+            }
+        }
+    }
+
+    /// Writes bytes, buffered according to ``bufferMode``.
+    public func write(_ bytes: [UInt8]) async throws {
+        try await write(bytes[...])
+    }
+
+    /// Writes a string as UTF-8, buffered according to ``bufferMode``. Racket: `write-string`.
+    public func write(_ string: String) async throws {
+        try await write(Array(string.utf8)[...])
+    }
+
+    /// Writes a string and a line ending: LF, or CR-LF with `ending: .returnLinefeed` (MIT Scheme's line
+    /// translation; CHICKEN: `write-line`). Sent as one piece, never split from its ending.
+    public func writeLine(_ string: String, ending: LineEnding = .linefeed) async throws {
+        try await write((Array(string.utf8) + ending.terminator)[...])
+    }
+
+    /// Sends everything buffered. Racket: `flush-output`.
+    public func flush() async throws {
+        try checkWritable("flush")
+        guard !output.isEmpty || writerBusy else { return }
+        await lockWriter()
+        defer { unlockWriter() }
+        var sent = 0
+        defer { output.removeFirst(min(sent, output.count)) }
+        while sent < output.count {
+            try checkWritable("flush", transferred: sent)
+            if Task.isCancelled { throw cancellation("flush", transferred: sent) }
+            let result: Result<Int, Errno> = output.withUnsafeBytes { raw in
+                Result { () throws(Errno) in
+                    try SystemSocket.send(handle.descriptor, UnsafeRawBufferPointer(rebasing: raw[sent...]))
+                }
+            }
+            switch result {
+            case .success(let count): sent += count
+            case .failure(.wouldBlock): try await waitUntil(.write, "flush", transferred: sent)
+            case .failure(let errno):
+                throw NetworkError.system(errno, "flush", remoteAddress.description, bytes: sent > 0 ? sent : nil)
+            }
+        }
+    }
+
+    private func checkWritable(_ operation: String, transferred: Int = 0) throws {
+        if outputClosed { throw closedError(operation, .write, transferred: transferred) }
+    }
+
+    /// Sends `bytes` now, after anything buffered, holding the writer lock so that writes never interleave.
+    private func send(_ bytes: ArraySlice<UInt8>, operation: String) async throws {
+        if !output.isEmpty || writerBusy { try await flush() }
+        await lockWriter()
+        defer { unlockWriter() }
+        var sent = 0
+        while sent < bytes.count {
+            try checkWritable(operation, transferred: sent)
+            if Task.isCancelled { throw cancellation(operation, transferred: sent) }
+            let result: Result<Int, Errno> = bytes.withUnsafeBytes { raw in
+                Result { () throws(Errno) in
+                    try SystemSocket.send(handle.descriptor, UnsafeRawBufferPointer(rebasing: raw[sent...]))
+                }
+            }
+            switch result {
+            case .success(let count): sent += count
+            case .failure(.wouldBlock): try await waitUntil(.write, operation, transferred: sent)
+            case .failure(let errno):
+                throw NetworkError.system(errno, operation, remoteAddress.description, bytes: sent > 0 ? sent : nil)
+            }
+        }
+    }
+
+    private func lockWriter() async {
+        if writerBusy {
+            await withUnsafeContinuation { waitingWriters.append($0) }
+        } else {
+            writerBusy = true
+        }
+    }
+
+    private func unlockWriter() {
+        if waitingWriters.isEmpty {
+            writerBusy = false
+        } else {
+            waitingWriters.removeFirst().resume()
+        }
+    }
+
+    /// Whether a write would not wait for the peer right now. Racket: `sync` on the output port.
+    public func isWritable() throws -> Bool {
+        try checkWritable("write")
+        return SystemSocket.isWritable(handle.descriptor)
+    }
+
+    /// Flushes, then sends FIN: the peer reads end-of-file while this side keeps reading. When the input half
+    /// is closed too, the descriptor closes. Racket: `close-output-port`. Closing it again does nothing.
+    ///
+    /// - Throws: the flush's error; the output is closed all the same.
+    public func closeOutput() async throws {
+        guard !outputClosed else { return }
+        defer {
+            outputClosed = true
+            output = []
+            handle.interrupt(.write)
+            if !handle.isClosed {
+                try? SystemSocket.shutdown(handle.descriptor, writing: true)
+                if inputClosed { handle.close() }
+            }
+        }
+        try await flush()
+    }
+
+    /// Flushes and closes the output half without sending FIN: the peer sees the connection end only when
+    /// the input half is closed too. Racket and CHICKEN: `tcp-abandon-port` on an output port.
+    public func abandonOutput() async throws {
+        guard !outputClosed else { return }
+        defer {
+            outputClosed = true
+            output = []
+            handle.interrupt(.write)
+            if inputClosed { handle.close() }
+        }
+        try await flush()
+    }
+
+    /// Flushes the output and closes both halves and the descriptor. A read or write waiting in another task
+    /// throws at once. Closing again does nothing.
+    ///
+    /// - Throws: the flush's error; the connection is closed all the same.
+    public func close() async throws {
+        defer {
+            inputClosed = true
+            outputClosed = true
+            input.removeAll()
+            output = []
+            handle.close()
+        }
+        if !outputClosed, !handle.isClosed { try await flush() }
+    }
+
+    // MARK: Sequences
+
+    /// The lines of the input, until end-of-file (``readLine(ending:)`` with ``LineEnding/any``).
+    ///
+    /// ```swift
+    /// for try await line in connection.lines { print(line) }
+    /// ```
+    public nonisolated var lines: Lines { Lines(connection: self) }
+
+    /// The bytes of the input, one at a time, until end-of-file. Each comes from the connection's buffer, so
+    /// leaving the loop early loses nothing: the rest is there for the next read.
+    public nonisolated var bytes: Bytes { Bytes(connection: self) }
+
+    /// The lines of a connection's input, as an `AsyncSequence`.
+    public struct Lines: AsyncSequence, Sendable {
+        public typealias Element = String
+        let connection: TCPConnection
+
+        /// Makes the iterator.
+        public func makeAsyncIterator() -> Iterator { Iterator(connection: connection) }
+
+        /// Reads the next line.
+        public struct Iterator: AsyncIteratorProtocol {
+            let connection: TCPConnection
+            /// The next line, or `nil` at end-of-file.
+            public mutating func next() async throws -> String? { try await connection.readLine() }
+        }
+    }
+
+    /// The bytes of a connection's input, as an `AsyncSequence`.
+    public struct Bytes: AsyncSequence, Sendable {
+        public typealias Element = UInt8
+        let connection: TCPConnection
+
+        /// Makes the iterator.
+        public func makeAsyncIterator() -> Iterator { Iterator(connection: connection) }
+
+        /// Reads the next byte.
+        public struct Iterator: AsyncIteratorProtocol {
+            let connection: TCPConnection
+            /// The next byte, or `nil` at end-of-file.
+            public mutating func next() async throws -> UInt8? { try await connection.readByte() }
+        }
+    }
+}
+
+/// The local and remote ends of a connection or listener. Racket: the results of `tcp-addresses`.
+public struct TCPAddresses: Sendable, Hashable {
+    /// This side's address and port.
+    public let local: SocketAddress
+    /// The other side's address and port (`0.0.0.0` and port 0 for a listener).
+    public let remote: SocketAddress
+
+    /// This side's numeric host, such as `"127.0.0.1"`.
+    public var localHost: String { local.host }
+    /// This side's port.
+    public var localPort: Int { local.port }
+    /// The other side's numeric host.
+    public var remoteHost: String { remote.host }
+    /// The other side's port (0 for a listener).
+    public var remotePort: Int { remote.port }
+}
