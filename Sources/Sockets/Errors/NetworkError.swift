@@ -32,8 +32,6 @@ public struct NetworkError: Error, Sendable, Equatable, CustomStringConvertible 
         /// The task was cancelled after part of the data went out (see ``NetworkError/bytesTransferred``).
         /// When nothing went out, `CancellationError` is thrown instead.
         case cancelled
-        /// The custodian that owns the socket has been shut down.
-        case custodianShutDown
     }
 
     /// What went wrong.
@@ -86,7 +84,6 @@ public struct NetworkError: Error, Sendable, Equatable, CustomStringConvertible 
         case .invalidArgument: base = "invalid argument"
         case .endOfFile: base = "unexpected end of file"
         case .cancelled: base = "cancelled"
-        case .custodianShutDown: base = "its custodian has been shut down"
         }
         guard let detail else { return base }
         switch code {

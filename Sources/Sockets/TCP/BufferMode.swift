@@ -16,6 +16,17 @@ public enum BufferMode: Sendable, Hashable {
     /// connection is made).
     @TaskLocal public static var current: BufferMode = .block(4096)
 
+    /// Runs `operation` with `mode` as the mode of connections made in it and in every task it starts.
+    public static func withValue<T>(_ mode: BufferMode, operation: () async throws -> T) async rethrows -> T {
+        try await $current.withValue(mode, operation: operation)
+    }
+
+    /// The same mode with a block size of at least one byte.
+    var normalized: BufferMode {
+        if case .block(let size) = self, size < 1 { return .block(1) }
+        return self
+    }
+
     /// How many bytes gather before they are sent.
     var threshold: Int {
         switch self {

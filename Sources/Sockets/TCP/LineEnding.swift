@@ -9,7 +9,7 @@ public enum LineEnding: Sendable, Hashable {
     /// line at a lone CR). The default here for reading.
     case any
 
-    /// The bytes written after a line with ``TCPConnection/writeLine(_:)``: CR-LF for `.returnLinefeed`, LF
+    /// The bytes written after a line with ``TCPConnection/writeLine(_:ending:)``: CR-LF for `.returnLinefeed`, LF
     /// otherwise.
     var terminator: [UInt8] { self == .returnLinefeed ? [13, 10] : [10] }
 

@@ -5,12 +5,12 @@ import Dispatch
 
 /// A TCP connection: Racket's pair of an input port and an output port, as one actor with two halves.
 ///
-/// Make one with ``connect(host:port:localHost:localPort:)`` (Racket: `tcp-connect`) or accept one with
+/// Make one with ``connect(host:port:localHost:localPort:timeout:)`` (Racket: `tcp-connect`) or accept one with
 /// ``TCPListener/accept()`` (Racket: `tcp-accept`).
 ///
 /// - **Input half**: ``read(upTo:)``, ``read(exactly:)``, ``read(into:range:)``, ``readLine(ending:)``,
 ///   ``lines``, ``bytes``; end-of-file is `nil`. ``closeInput()`` closes it (Racket: `close-input-port`).
-/// - **Output half**: ``write(_:)-(ArraySlice<UInt8>)``, ``writeLine(_:)``, ``flush()``, buffered by
+/// - **Output half**: ``write(_:)-(ArraySlice<UInt8>)``, ``writeLine(_:ending:)``, ``flush()``, buffered by
 ///   ``bufferMode`` (block-buffered by default, as in Racket). ``closeOutput()`` flushes and sends FIN, so the
 ///   peer reads end-of-file while this side keeps reading (Racket: `close-output-port`); ``abandonOutput()``
 ///   sends no FIN until the input is closed too (Racket: `tcp-abandon-port`).
@@ -70,14 +70,31 @@ public actor TCPConnection {
         self.handle = handle
         self.localAddress = local
         self.remoteAddress = remote
-        self.bufferMode = BufferMode.current
+        self.bufferMode = BufferMode.current.normalized
         let timeouts = TCPTimeouts.current
         self.readTimeout = timeouts.read
         self.writeTimeout = timeouts.write
     }
 
+    /// A connection dropped without ``close()`` sends what it had buffered, as far as the kernel takes it
+    /// without waiting, and closes its descriptor.
     deinit {
+        if !outputClosed, !output.isEmpty, !handle.isClosed {
+            _ = output.withUnsafeBytes { Self.sendWithoutWaiting($0, on: handle.descriptor) }
+        }
         handle.close()
+    }
+
+    /// Sends as much of `bytes` as the kernel takes at once; returns how many went out.
+    private static func sendWithoutWaiting(_ bytes: UnsafeRawBufferPointer, on descriptor: Int32) -> Int {
+        var sent = 0
+        while sent < bytes.count {
+            guard let count = try? SystemSocket.send(descriptor, UnsafeRawBufferPointer(rebasing: bytes[sent...])) else {
+                break
+            }
+            sent += count
+        }
+        return sent
     }
 
     /// Wraps a connected descriptor: registers it with an event loop, turns Nagle's algorithm off.
@@ -592,6 +609,8 @@ public actor TCPConnection {
     /// Flushes, then sends FIN: the peer reads end-of-file while this side keeps reading. When the input half
     /// is closed too, the descriptor closes. Racket: `close-output-port`. Closing it again does nothing.
     ///
+    /// In a cancelled task the flush sends only what the kernel takes at once, and drops the rest.
+    ///
     /// - Throws: the flush's error; the output is closed all the same.
     public func closeOutput() async throws {
         guard !outputClosed else { return }
@@ -604,7 +623,15 @@ public actor TCPConnection {
                 if inputClosed { handle.close() }
             }
         }
-        try await flush()
+        try await flushForClose()
+    }
+
+    /// The flush before a close. In a cancelled task it sends what the kernel takes without waiting (a server
+    /// shutting down must not hang on a peer that stopped reading) and drops the rest.
+    private func flushForClose() async throws {
+        guard Task.isCancelled, !writerBusy else { return try await flush() }
+        let sent = output.withUnsafeBytes { Self.sendWithoutWaiting($0, on: handle.descriptor) }
+        output.removeFirst(sent)
     }
 
     /// Flushes and closes the output half without sending FIN: the peer sees the connection end only when
@@ -617,11 +644,14 @@ public actor TCPConnection {
             handle.interrupt(.write)
             if inputClosed { handle.close() }
         }
-        try await flush()
+        try await flushForClose()
     }
 
     /// Flushes the output and closes both halves and the descriptor. A read or write waiting in another task
     /// throws at once. Closing again does nothing.
+    ///
+    /// In a cancelled task the flush sends only what the kernel takes at once, and drops the rest, so that a
+    /// server shutting down never hangs on a peer that stopped reading.
     ///
     /// - Throws: the flush's error; the connection is closed all the same.
     public func close() async throws {
@@ -632,7 +662,7 @@ public actor TCPConnection {
             output = []
             handle.close()
         }
-        if !outputClosed, !handle.isClosed { try await flush() }
+        if !outputClosed, !handle.isClosed { try await flushForClose() }
     }
 
     // MARK: Sequences

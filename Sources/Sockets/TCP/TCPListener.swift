@@ -95,6 +95,16 @@ public actor TCPListener {
         throw NetworkError.system(lastError, "listen", shown)
     }
 
+    /// Listens on a service given by number or name (`"8080"`, `"http"`), as MIT Scheme's
+    /// `open-tcp-server-socket` takes it; the other arguments are those of ``init(port:host:backlog:reuseAddress:)``.
+    /// - Throws: ``NetworkError``: an unknown service name, or any error of the port-number form.
+    public init(service: String, host: String? = nil, backlog: Int = TCPListener.defaultBacklog,
+                reuseAddress: Bool = false) async throws {
+        var port = Int(service) ?? -1
+        if port < 0 { port = try await Resolver.resolve(host: nil, service: service, passive: true)[0].port }
+        try await self.init(port: port, host: host, backlog: backlog, reuseAddress: reuseAddress)
+    }
+
     private struct BindFailure: Error {
         let errno: Errno
         let address: SocketAddress?

@@ -1,0 +1,77 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Sockets
+import Testing
+
+/// A listener on 127.0.0.1 (ephemeral port) with one client connected to it and accepted.
+struct LoopbackPair {
+    let listener: TCPListener
+    let client: TCPConnection
+    let server: TCPConnection
+
+    static func make(host: String = "127.0.0.1", bufferMode: BufferMode = .none) async throws -> LoopbackPair {
+        try await BufferMode.$current.withValue(bufferMode) {
+            let listener = try await TCPListener(port: 0, host: host)
+            async let accepted = listener.accept()
+            let client = try await TCPConnection.connect(host: host, port: listener.port)
+            return LoopbackPair(listener: listener, client: client, server: try await accepted)
+        }
+    }
+
+    func close() async {
+        try? await client.close()
+        try? await server.close()
+        try? await listener.close()
+    }
+}
+
+struct TimeLimitExceeded: Error, CustomStringConvertible {
+    let seconds: Double
+    var description: String { "the test did not finish within \(seconds) s" }
+}
+
+/// Runs `body`, failing with `TimeLimitExceeded` when it takes longer than `seconds` (then `body` is cancelled).
+func withinTimeLimit<T: Sendable>(_ seconds: Double, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    try await withThrowingTaskGroup(of: T?.self) { group in
+        group.addTask { try await body() }
+        group.addTask {
+            try await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
+            return nil
+        }
+        defer { group.cancelAll() }
+        guard let first = try await group.next(), let value = first else { throw TimeLimitExceeded(seconds: seconds) }
+        return value
+    }
+}
+
+/// What a call threw, for assertions on the error's code and text.
+func thrownError(_ body: () async throws -> Void) async -> (any Error)? {
+    do {
+        try await body()
+        return nil
+    } catch {
+        return error
+    }
+}
+
+/// The number of open descriptors of this process.
+func descriptorCountOfProcess() -> Int {
+    guard let directory = opendir("/proc/self/fd") else { return -1 }
+    defer { closedir(directory) }
+    var count = 0
+    while readdir(directory) != nil { count += 1 }
+    return count - 3 // ".", ".." and the directory's own descriptor
+}
+
+/// The inode of an open descriptor, or nil when the number is not open.
+func inodeOfDescriptor(_ descriptor: Int32) -> UInt? {
+    var status = stat()
+    guard fstat(descriptor, &status) == 0 else { return nil }
+    return UInt(status.st_ino)
+}
+
+/// A pattern of `count` bytes that differs from position to position (a prime period).
+func patternBytes(_ count: Int, seed: Int = 0) -> [UInt8] {
+    (0..<count).map { UInt8(truncatingIfNeeded: ($0 + seed) % 251) }
+}
