@@ -1,31 +1,10 @@
 // The example at the end of CHICKEN's `tcp` unit page (client.scm and server.scm), ported to Swift as the
 // products chicken-server and chicken-client: run here as built by `swift test` (which builds every product
 // before it tests), never built by the test itself.
-#if canImport(Glibc)
-import Glibc
-#endif
-import Foundation
 import Testing
 
 @Suite("CHICKEN's client.scm / server.scm example, ported")
 struct ChickenExampleTests {
-    /// The path of an executable product of this package, from the folder the test binary was built in (or,
-    /// failing that, `.build/debug` of the package holding this file).
-    static func productPath(_ name: String) throws -> String {
-        var candidates: [String] = []
-        if let binary = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
-            candidates.append(URL(fileURLWithPath: binary).deletingLastPathComponent().appendingPathComponent(name).path)
-        }
-        let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent()
-        candidates.append(packageRoot.appendingPathComponent(".build/debug/\(name)").path)
-        guard let found = candidates.first(where: { access($0, X_OK) == 0 }) else {
-            throw ExternalProcess.Failure(description: "\(name) is not built; looked at \(candidates) "
-                                          + "(swift test builds it; swift build --product \(name) does too)")
-        }
-        return found
-    }
-
     /// The port at the end of `chicken-server listening on 127.0.0.1:PORT`.
     static func listeningPort(_ line: String?) throws -> Int {
         let line = try #require(line, "chicken-server printed nothing")
@@ -35,10 +14,10 @@ struct ChickenExampleTests {
 
     @Test("chicken-server prints Good Bye! and chicken-client prints Hello!, both exit 0", .timeLimit(.minutes(1)))
     func serverAndClient() async throws {
-        let server = try ExternalProcess(try Self.productPath("chicken-server"), ["--port", "0"])
+        let server = try ExternalProcess(try ExternalProcess.productPath("chicken-server"), ["--port", "0"])
         let port = try Self.listeningPort(try await server.readLine())
 
-        let client = try await ExternalProcess.run(try Self.productPath("chicken-client"), ["--port", "\(port)"])
+        let client = try await ExternalProcess.run(try ExternalProcess.productPath("chicken-client"), ["--port", "\(port)"])
         #expect(client.stdout == ["Hello!"], "chicken-client stderr: \(client.stderr)")
         #expect(client.status == 0)
 
@@ -51,7 +30,7 @@ struct ChickenExampleTests {
     func badArguments() async throws {
         for (product, arguments) in [("chicken-server", ["--port", "70000"]), ("chicken-client", ["--port", "0"]),
                                      ("chicken-client", ["--bogus"])] {
-            let result = try await ExternalProcess.run(try Self.productPath(product), arguments)
+            let result = try await ExternalProcess.run(try ExternalProcess.productPath(product), arguments)
             #expect(result.status == 2, "\(product) \(arguments)")
             #expect(result.stderr.contains("usage: \(product)"), "\(product) \(arguments): \(result.stderr)")
             #expect(result.stdout.isEmpty)
@@ -68,7 +47,7 @@ struct ChickenExampleTests {
           .enabled(if: ExternalProcess.isInstalled("csi"), "CHICKEN (csi) is not installed"),
           .timeLimit(.minutes(1)))
     func originalClientAgainstSwiftServer() async throws {
-        let server = try ExternalProcess(try Self.productPath("chicken-server"), ["--port", "0"])
+        let server = try ExternalProcess(try ExternalProcess.productPath("chicken-server"), ["--port", "0"])
         let port = try Self.listeningPort(try await server.readLine())
         let clientScheme = """
             \(Self.chickenImports)
@@ -104,7 +83,7 @@ struct ChickenExampleTests {
         let listening = try #require(try await server.readLine(), "csi stderr: \(server.stderrSoFar)")
         let port = try #require(Int(listening.dropFirst("listening ".count)), "unexpected line: \(listening)")
 
-        let client = try await ExternalProcess.run(try Self.productPath("chicken-client"), ["--port", "\(port)"])
+        let client = try await ExternalProcess.run(try ExternalProcess.productPath("chicken-client"), ["--port", "\(port)"])
         #expect(client.stdout == ["Hello!"], "chicken-client stderr: \(client.stderr)")
         #expect(client.status == 0)
         let printed = try await server.remainingLines()

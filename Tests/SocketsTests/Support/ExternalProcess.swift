@@ -143,6 +143,24 @@ final class ExternalProcess: Sendable {
         return nil
     }
 
+    /// The path of an executable product of this package, as `swift test` built it before testing: from the
+    /// folder the test binary was built in (or, failing that, `.build/debug` of the package holding this file).
+    static func productPath(_ name: String) throws -> String {
+        var candidates: [String] = []
+        if let binary = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
+            candidates.append(URL(fileURLWithPath: binary).deletingLastPathComponent().appendingPathComponent(name).path)
+        }
+        // Tests/SocketsTests/Support/ExternalProcess.swift → the package's root.
+        var packageRoot = URL(fileURLWithPath: #filePath)
+        for _ in 0..<4 { packageRoot.deleteLastPathComponent() }
+        candidates.append(packageRoot.appendingPathComponent(".build/debug/\(name)").path)
+        guard let found = candidates.first(where: { access($0, X_OK) == 0 }) else {
+            throw Failure(description: "\(name) is not built; looked at \(candidates) "
+                          + "(swift test builds it; so does swift build --product \(name))")
+        }
+        return found
+    }
+
     // MARK: Reading output
 
     /// The next line the child wrote to `stream`, without its newline; `nil` once the stream has ended (a last
