@@ -210,9 +210,6 @@ final class ExternalProcess: Sendable {
         try await shared.wait(until: .now + timeout, waitingFor: "\(commandLine) to exit") { $0.status }
     }
 
-    /// Whether the child has exited (and been reaped).
-    var hasExited: Bool { shared.state.withLock { $0.status != nil } }
-
     /// Sends `number` (SIGTERM by default) to the child's own PID, unless it has already exited.
     func sendSignal(_ number: Int32 = SIGTERM) {
         shared.state.withLock { state in
