@@ -104,7 +104,9 @@ signal(SIGTERM, SIG_IGN)
 let signalQueue = DispatchQueue(label: "echo-server.signals")
 let signalSources = [SIGINT, SIGTERM].map { number in
     let source = DispatchSource.makeSignalSource(signal: number, queue: signalQueue)
-    source.setEventHandler {
+    // @Sendable: top-level code is main-actor code, and a handler inferred as such traps when Dispatch runs it
+    // on the signal queue.
+    source.setEventHandler { @Sendable in
         Task {
             try? await listener.close()
             server.cancel()

@@ -26,12 +26,6 @@ struct EchoServerSignalTests {
 
         server.sendSignal(signalNumber)
         let status = try await server.waitForExit()
-        // Known bug: the signal sources' handler, a closure written in main.swift's top-level code, is inferred to
-        // be @MainActor; Swift 6 checks that isolation when Dispatch runs it on the signal queue, and the check
-        // traps (dispatch_assert_queue_fail, SIGILL: status 132). `{ @Sendable in ... }` fixes it. Remove this
-        // withKnownIssue once echo-server is fixed (the test then fails here to say so).
-        withKnownIssue("echo-server crashes (SIGILL, status 132) on SIGTERM/SIGINT instead of exiting 0") {
-            #expect(status == 0, "echo-server: \(server.stderrSoFar.split(separator: "\n").filter { $0.contains("crash") })")
-        }
+        #expect(status == 0, "echo-server: \(server.stderrSoFar)")
     }
 }
