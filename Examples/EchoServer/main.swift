@@ -1,7 +1,8 @@
 // echo-server: echoes every byte each client sends, in order, back to it; after a client's end-of-file it
-// finishes echoing and closes. The interface benchmarks and outside test kits drive:
+// finishes echoing and closes. It also echoes every UDP datagram, unchanged, to its sender, on the same port
+// number. The interface benchmarks and outside test kits drive:
 //
-//     echo-server [--port N] [--host H]     N = 7000 by default (0: ephemeral), H = 127.0.0.1
+//     echo-server [--port N] [--host H] [--no-udp]     N = 7000 by default (0: ephemeral), H = 127.0.0.1
 //
 // prints `echo-server listening on HOST:PORT` once it accepts, and exits 0 on SIGINT or SIGTERM.
 #if canImport(Glibc)
@@ -13,6 +14,7 @@ import Sockets
 struct Options {
     var port = 7000
     var host = "127.0.0.1"
+    var udp = true
 
     init(arguments: [String]) throws(UsageError) {
         var rest = arguments[...]
@@ -26,6 +28,8 @@ struct Options {
             case "--host":
                 guard let value = rest.popFirst(), !value.isEmpty else { throw UsageError(message: "--host takes a host") }
                 host = value
+            case "--no-udp":
+                udp = false
             case "--help", "-h":
                 throw UsageError(message: nil)
             default:
@@ -60,6 +64,21 @@ func echo(_ connection: TCPConnection) async {
     try? await connection.close()
 }
 
+/// Echoes datagrams in batches until the socket closes or the task is cancelled.
+func echoDatagrams(_ socket: UDPSocket) async {
+    while !Task.isCancelled {
+        do {
+            try await socket.sendBatch(try await socket.receiveBatch(maxCount: 32))
+        } catch is CancellationError {
+            return
+        } catch let error as NetworkError where error.code == .closed {
+            return
+        } catch {
+            // A datagram the system would not send (a sender that is gone): drop it, go on.
+        }
+    }
+}
+
 func serve(_ listener: TCPListener) async {
     await withDiscardingTaskGroup { group in
         do {
@@ -79,7 +98,7 @@ let options: Options
 do {
     options = try Options(arguments: Array(CommandLine.arguments.dropFirst()))
 } catch {
-    let usage = "usage: echo-server [--port N] [--host H]"
+    let usage = "usage: echo-server [--port N] [--host H] [--no-udp]"
     if let message = error.message {
         printError("echo-server: \(message)\n\(usage)")
         exit(2)
@@ -88,15 +107,42 @@ do {
     exit(0)
 }
 
+/// The TCP listener and, unless `--no-udp`, a UDP socket bound to the same port number. With port 0 the TCP
+/// port is chosen first; if its number is taken for UDP, both are chosen again.
+func open(_ options: Options) async throws -> (TCPListener, UDPSocket?) {
+    for _ in 0..<8 {
+        let listener = try await TCPListener(port: options.port, host: options.host, reuseAddress: true)
+        guard options.udp else { return (listener, nil) }
+        let socket = try await UDPSocket(familyHost: options.host)
+        do {
+            try await socket.bind(host: options.host, port: listener.port, reuseAddress: true)
+            return (listener, socket)
+        } catch let error as NetworkError where error.errno == .addressInUse && options.port == 0 {
+            try await listener.close()
+            try await socket.close()
+        }
+    }
+    throw NetworkError(.system(.addressInUse), operation: "listen", address: "\(options.host):0")
+}
+
 let listener: TCPListener
+let datagramSocket: UDPSocket?
 do {
-    listener = try await TCPListener(port: options.port, host: options.host, reuseAddress: true)
+    (listener, datagramSocket) = try await open(options)
 } catch {
     printError("echo-server: \(error)")
     exit(1)
 }
 
-let server = Task { await serve(listener) }
+let server = Task {
+    await withDiscardingTaskGroup { group in
+        if let datagramSocket {
+            group.addTask { await datagramSocket.eventLoop.withExecutorPreference { await echoDatagrams(datagramSocket) } }
+        }
+        await serve(listener)
+        group.cancelAll()
+    }
+}
 
 // SIGINT and SIGTERM: close the listener (the connections sequence ends), cancel every connection, exit 0.
 signal(SIGINT, SIG_IGN)

@@ -17,7 +17,7 @@ public struct SocketOption<Value: Sendable>: Sendable {
 }
 
 extension SocketOption where Value == Bool {
-    private static func flag(_ level: Int32, _ name: Int32, _ label: String) -> Self {
+    static func flag(_ level: Int32, _ name: Int32, _ label: String) -> Self {
         SocketOption(level: level, name: name, label: label, encode: { $0 ? 1 : 0 }, decode: { $0 != 0 })
     }
 
@@ -33,7 +33,7 @@ extension SocketOption where Value == Bool {
 }
 
 extension SocketOption where Value == Int {
-    private static func integer(_ level: Int32, _ name: Int32, _ label: String) -> Self {
+    static func integer(_ level: Int32, _ name: Int32, _ label: String) -> Self {
         SocketOption(level: level, name: name, label: label, encode: { Int32(clamping: $0) }, decode: { Int($0) })
     }
 
@@ -41,4 +41,26 @@ extension SocketOption where Value == Int {
     public static var sendBufferSize: Self { integer(SOL_SOCKET, SO_SNDBUF, "SO_SNDBUF") }
     /// `SO_RCVBUF`: the kernel's receive buffer, in bytes (Linux reports twice the size set).
     public static var receiveBufferSize: Self { integer(SOL_SOCKET, SO_RCVBUF, "SO_RCVBUF") }
+}
+
+extension SocketOption where Value == Int {
+    /// `IP_TTL`: the time-to-live of outgoing IPv4 packets.
+    public static var ipTimeToLive: Self { integer(Int32(IPPROTO_IP), IP_TTL, "IP_TTL") }
+    /// `IPV6_UNICAST_HOPS`: the hop limit of outgoing IPv6 packets.
+    public static var ipv6HopLimit: Self { integer(Int32(IPPROTO_IPV6), IPV6_UNICAST_HOPS, "IPV6_UNICAST_HOPS") }
+    /// `IP_MULTICAST_TTL`: the time-to-live of outgoing IPv4 multicast packets.
+    public static var multicastTimeToLive: Self { integer(Int32(IPPROTO_IP), IP_MULTICAST_TTL, "IP_MULTICAST_TTL") }
+    /// `IPV6_MULTICAST_HOPS`: the hop limit of outgoing IPv6 multicast packets.
+    public static var multicastHopLimit: Self {
+        integer(Int32(IPPROTO_IPV6), IPV6_MULTICAST_HOPS, "IPV6_MULTICAST_HOPS")
+    }
+}
+
+extension SocketOption where Value == Bool {
+    /// `IP_MULTICAST_LOOP`: whether this host receives its own IPv4 multicast datagrams.
+    public static var multicastLoopback: Self { flag(Int32(IPPROTO_IP), IP_MULTICAST_LOOP, "IP_MULTICAST_LOOP") }
+    /// `IPV6_MULTICAST_LOOP`: whether this host receives its own IPv6 multicast datagrams.
+    public static var ipv6MulticastLoopback: Self {
+        flag(Int32(IPPROTO_IPV6), IPV6_MULTICAST_LOOP, "IPV6_MULTICAST_LOOP")
+    }
 }

@@ -131,10 +131,8 @@ enum SystemSocket {
         return value
     }
 
-    static func setRawOption<T: BitwiseCopyable>(_ fd: Int32, _ level: Int32, _ name: Int32, _ value: T) throws(Errno) {
-        _ = try withUnsafeBytes(of: value) { (raw) throws(Errno) in
-            try retrying { setsockopt(fd, level, name, raw.baseAddress, socklen_t(raw.count)) }
-        }
+    static func setRawOption(_ fd: Int32, _ level: Int32, _ name: Int32, _ value: UnsafeRawBufferPointer) throws(Errno) {
+        _ = try retrying { setsockopt(fd, level, name, value.baseAddress, socklen_t(value.count)) }
     }
 
     static func localAddress(_ fd: Int32) throws(Errno) -> SocketAddress? {
