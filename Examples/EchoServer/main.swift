@@ -49,19 +49,15 @@ struct UsageError: Error {
     let message: String?
 }
 
-/// Echoes one connection until its end-of-file, then closes it. A peer that resets ends only this one.
-func echo(_ connection: TCPConnection) async {
-    do {
-        try await connection.setBufferMode(.none)
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        while let count = try await connection.read(into: &buffer) {
-            try await connection.write(buffer[..<count])
-        }
-        try await connection.closeOutput()
-    } catch {
-        // A reset, a vanished peer or cancellation at shutdown: this connection ends, the server goes on.
+/// Echoes one connection until its end-of-file, then sends FIN. A reset or vanished peer throws, which ends
+/// this connection only (`serve` closes it).
+func echo(_ connection: TCPConnection) async throws {
+    try await connection.setBufferMode(.none)
+    var buffer = [UInt8](repeating: 0, count: 65536)
+    while let count = try await connection.read(into: &buffer) {
+        try await connection.write(buffer[..<count])
     }
-    try? await connection.close()
+    try await connection.closeOutput()
 }
 
 /// Echoes datagrams in batches until the socket closes or the task is cancelled.
@@ -79,20 +75,6 @@ func echoDatagrams(_ socket: UDPSocket) async {
     }
 }
 
-func serve(_ listener: TCPListener) async {
-    await withDiscardingTaskGroup { group in
-        do {
-            for try await connection in listener.connections {
-                group.addTask {
-                    await connection.eventLoop.withExecutorPreference { await echo(connection) }
-                }
-            }
-        } catch {
-            print("echo-server: \(error)")
-        }
-        group.cancelAll()
-    }
-}
 
 let options: Options
 do {
@@ -139,12 +121,17 @@ let server = Task {
         if let datagramSocket {
             group.addTask { await datagramSocket.eventLoop.withExecutorPreference { await echoDatagrams(datagramSocket) } }
         }
-        await serve(listener)
+        do {
+            // Closing the listener (on a signal) ends this: handlers get half a second to finish.
+            try await serve(listener, gracePeriod: .milliseconds(500), handler: echo)
+        } catch {
+            printError("echo-server: \(error)")
+        }
         group.cancelAll()
     }
 }
 
-// SIGINT and SIGTERM: close the listener (the connections sequence ends), cancel every connection, exit 0.
+// SIGINT and SIGTERM: close the listener (serve stops accepting and winds down), then exit 0.
 signal(SIGINT, SIG_IGN)
 signal(SIGTERM, SIG_IGN)
 let signalQueue = DispatchQueue(label: "echo-server.signals")
@@ -153,10 +140,7 @@ let signalSources = [SIGINT, SIGTERM].map { number in
     // @Sendable: top-level code is main-actor code, and a handler inferred as such traps when Dispatch runs it
     // on the signal queue.
     source.setEventHandler { @Sendable in
-        Task {
-            try? await listener.close()
-            server.cancel()
-        }
+        Task { try? await listener.close() }
         // However the connections end, the process does not outlive the signal by more than a second.
         signalQueue.asyncAfter(deadline: .now() + 1) { exit(0) }
     }

@@ -29,6 +29,8 @@ public struct NetworkError: Error, Sendable, Equatable, CustomStringConvertible 
         case invalidArgument
         /// The input ended before the operation could complete (`read(exactly:)`).
         case endOfFile
+        /// The custodian that manages the socket has been shut down (Racket: `custodian-shutdown-all`).
+        case custodianShutDown
         /// The task was cancelled after part of the data went out (see ``NetworkError/bytesTransferred``).
         /// When nothing went out, `CancellationError` is thrown instead.
         case cancelled
@@ -84,6 +86,7 @@ public struct NetworkError: Error, Sendable, Equatable, CustomStringConvertible 
         case .invalidArgument: base = "invalid argument"
         case .endOfFile: base = "unexpected end of file"
         case .cancelled: base = "cancelled"
+        case .custodianShutDown: base = "its custodian has been shut down"
         }
         guard let detail else { return base }
         switch code {

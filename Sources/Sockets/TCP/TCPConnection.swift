@@ -63,11 +63,16 @@ public actor TCPConnection {
     /// The write timeout; `nil` for none.
     public private(set) var writeTimeout: Duration?
 
-    private var writerBusy = false
-    private var waitingWriters: [UnsafeContinuation<Void, Never>] = []
+    /// Held while bytes are being sent, so concurrent writes go out one after the other.
+    private nonisolated let writeLock = AsyncLock()
+    private var writerBusy: Bool { writeLock.isLocked }
+    /// The custodian that manages the connection, if any.
+    nonisolated let custodian: Custodian?
+    private var shutDownByCustodianFlag = false
 
-    init(handle: SocketHandle, local: SocketAddress, remote: SocketAddress) {
+    init(handle: SocketHandle, local: SocketAddress, remote: SocketAddress, custodian: Custodian?) {
         self.handle = handle
+        self.custodian = custodian
         self.localAddress = local
         self.remoteAddress = remote
         self.bufferMode = BufferMode.current.normalized
@@ -99,8 +104,8 @@ public actor TCPConnection {
 
     /// Wraps a connected descriptor: registers it with an event loop, turns Nagle's algorithm off.
     /// Closes `descriptor` and throws when it cannot.
-    static func adopt(descriptor: Int32, peer: SocketAddress?, operation: String, loop: EventLoop = .next())
-        throws -> TCPConnection
+    static func adopt(descriptor: Int32, peer: SocketAddress?, operation: String, custodian: Custodian?,
+                      loop: EventLoop = .next()) throws -> TCPConnection
     {
         let handle: SocketHandle
         do {
@@ -112,7 +117,15 @@ public actor TCPConnection {
         let local = (try? SystemSocket.localAddress(descriptor)) ?? nil
         let remote = peer ?? ((try? SystemSocket.peerAddress(descriptor)) ?? nil)
         let unknown = SocketAddress.any(.ipv4, port: 0)
-        return TCPConnection(handle: handle, local: local ?? unknown, remote: remote ?? unknown)
+        return try TCPConnection(handle: handle, local: local ?? unknown, remote: remote ?? unknown, custodian: custodian)
+            .registered(operation)
+    }
+
+    /// Registers the new connection with its custodian; closes it and throws when the custodian is shut down.
+    private nonisolated func registered(_ operation: String) throws -> TCPConnection {
+        guard let custodian, !custodian.register(self) else { return self }
+        handle.close()
+        throw NetworkError(.custodianShutDown, operation: operation, address: remoteAddress.description)
     }
 
     // MARK: Connecting
@@ -233,7 +246,8 @@ public actor TCPConnection {
         }
         try? SystemSocket.setOption(descriptor, Int32(IPPROTO_TCP), TCP_NODELAY, 1)
         let localAddress = (try? SystemSocket.localAddress(descriptor)) ?? nil
-        return TCPConnection(handle: handle, local: localAddress ?? .any(remote.family, port: 0), remote: remote)
+        return try TCPConnection(handle: handle, local: localAddress ?? .any(remote.family, port: 0), remote: remote,
+                                 custodian: Custodian.current).registered("connect")
     }
 
     // MARK: Addresses and options
@@ -242,9 +256,7 @@ public actor TCPConnection {
     /// CHICKEN: `tcp-addresses` and `tcp-port-numbers`.
     /// - Throws: ``NetworkError`` (``NetworkError/Code/closed``) once both halves are closed.
     public func addresses() throws -> TCPAddresses {
-        guard !handle.isClosed else {
-            throw NetworkError.closed("addresses", remoteAddress.description, "the connection is closed")
-        }
+        try checkOpen("addresses")
         return TCPAddresses(local: localAddress, remote: remoteAddress)
     }
 
@@ -285,9 +297,7 @@ public actor TCPConnection {
     }
 
     private func checkOpen(_ operation: String) throws {
-        if handle.isClosed {
-            throw NetworkError.closed(operation, remoteAddress.description, "the connection is closed")
-        }
+        if handle.isClosed { throw closedError(operation, .read) }
     }
 
     // MARK: Waiting
@@ -318,6 +328,9 @@ public actor TCPConnection {
     }
 
     private func closedError(_ operation: String, _ interest: Interest, transferred: Int = 0) -> NetworkError {
+        if shutDownByCustodianFlag {
+            return NetworkError(.custodianShutDown, operation: operation, address: remoteAddress.description)
+        }
         let what: String
         if handle.isClosed {
             what = "the connection is closed"
@@ -472,11 +485,60 @@ public actor TCPConnection {
         }
     }
 
+    /// Receives what the kernel holds, without waiting. Returns `false` when nothing waits or at end-of-file.
+    private func fillWithoutWaiting(_ operation: String) throws -> Bool {
+        if reachedEndOfFile { return false }
+        do {
+            let count = try input.append { (room) throws(Errno) in
+                try SystemSocket.receive(handle.descriptor, into: room)
+            }
+            if count == 0 { reachedEndOfFile = true }
+            return count > 0
+        } catch .wouldBlock {
+            return false
+        } catch {
+            throw NetworkError.system(error, operation, remoteAddress.description)
+        }
+    }
+
+    /// A line if one is complete (the value is `.some(nil)` at end-of-file), or `nil` without waiting when none
+    /// is: bytes received meanwhile stay buffered. The attempt of ``readLineEvent(ending:)``.
+    func tryReadLineBytes(ending: LineEnding) throws -> [UInt8]?? {
+        try checkReadable("read")
+        while true {
+            if let (end, terminator) = input.withUnreadBytes({ ending.findEnd(in: $0, from: 0) }) {
+                let line = input.take(end)
+                input.drop(terminator)
+                return .some(line)
+            }
+            if try !fillWithoutWaiting("read") {
+                guard reachedEndOfFile else { return nil }
+                return .some(input.isEmpty ? nil : input.take(input.count))
+            }
+        }
+    }
+
+    /// Bytes if some are buffered or waiting (`.some(nil)` at end-of-file), or `nil` without waiting.
+    /// The attempt of ``readEvent(upTo:)``.
+    func tryRead(upTo maxLength: Int) throws -> [UInt8]?? {
+        try checkReadable("read")
+        if input.isEmpty, try !fillWithoutWaiting("read") {
+            return reachedEndOfFile ? .some(nil) : nil
+        }
+        return .some(input.take(min(maxLength, input.count)))
+    }
+
     /// Whether a read would not wait: bytes are buffered, the input ended, or the socket is readable.
     /// Racket: `byte-ready?` / `char-ready?` on the input port.
     public func isReadable() throws -> Bool {
         try checkReadable("read")
         return !input.isEmpty || reachedEndOfFile || SystemSocket.isReadable(handle.descriptor)
+    }
+
+    /// Both halves are closed: close the descriptor and leave the custodian.
+    private func closeDescriptor() {
+        handle.close()
+        custodian?.unregister(self)
     }
 
     /// Closes the input half. Buffered bytes are discarded; a read waiting in another task throws at once.
@@ -487,7 +549,7 @@ public actor TCPConnection {
         inputClosed = true
         input.removeAll()
         handle.interrupt(.read)
-        if outputClosed { handle.close() }
+        if outputClosed { closeDescriptor() }
     }
 
     // MARK: Writing
@@ -536,8 +598,8 @@ public actor TCPConnection {
     public func flush() async throws {
         try checkWritable("flush")
         guard !output.isEmpty || writerBusy else { return }
-        await lockWriter()
-        defer { unlockWriter() }
+        try await writeLock.lock()
+        defer { writeLock.unlock() }
         var sent = 0
         defer { output.removeFirst(min(sent, output.count)) }
         while sent < output.count {
@@ -564,8 +626,8 @@ public actor TCPConnection {
     /// Sends `bytes` now, after anything buffered, holding the writer lock so that writes never interleave.
     private func send(_ bytes: ArraySlice<UInt8>, operation: String) async throws {
         if !output.isEmpty || writerBusy { try await flush() }
-        await lockWriter()
-        defer { unlockWriter() }
+        try await writeLock.lock()
+        defer { writeLock.unlock() }
         var sent = 0
         while sent < bytes.count {
             try checkWritable(operation, transferred: sent)
@@ -584,21 +646,6 @@ public actor TCPConnection {
         }
     }
 
-    private func lockWriter() async {
-        if writerBusy {
-            await withUnsafeContinuation { waitingWriters.append($0) }
-        } else {
-            writerBusy = true
-        }
-    }
-
-    private func unlockWriter() {
-        if waitingWriters.isEmpty {
-            writerBusy = false
-        } else {
-            waitingWriters.removeFirst().resume()
-        }
-    }
 
     /// Whether a write would not wait for the peer right now. Racket: `sync` on the output port.
     public func isWritable() throws -> Bool {
@@ -620,7 +667,7 @@ public actor TCPConnection {
             handle.interrupt(.write)
             if !handle.isClosed {
                 try? SystemSocket.shutdown(handle.descriptor, writing: true)
-                if inputClosed { handle.close() }
+                if inputClosed { closeDescriptor() }
             }
         }
         try await flushForClose()
@@ -642,7 +689,7 @@ public actor TCPConnection {
             outputClosed = true
             output = []
             handle.interrupt(.write)
-            if inputClosed { handle.close() }
+            if inputClosed { closeDescriptor() }
         }
         try await flushForClose()
     }
@@ -660,7 +707,7 @@ public actor TCPConnection {
             outputClosed = true
             input.removeAll()
             output = []
-            handle.close()
+            closeDescriptor()
         }
         if !outputClosed, !handle.isClosed { try await flushForClose() }
     }
@@ -708,6 +755,20 @@ public actor TCPConnection {
             /// The next byte, or `nil` at end-of-file.
             public mutating func next() async throws -> UInt8? { try await connection.readByte() }
         }
+    }
+}
+
+extension TCPConnection: CustodianManaged {
+    func shutDownByCustodian() async {
+        shutDownByCustodianFlag = true
+        if !outputClosed, !output.isEmpty, !handle.isClosed {
+            _ = output.withUnsafeBytes { Self.sendWithoutWaiting($0, on: handle.descriptor) }
+        }
+        inputClosed = true
+        outputClosed = true
+        input.removeAll()
+        output = []
+        handle.close()
     }
 }
 

@@ -29,6 +29,9 @@ public actor TCPListener {
     public nonisolated let localAddresses: [SocketAddress]
     private var closed = false
     private var nextSocket = 0
+    /// The custodian that manages the listener, if any.
+    nonisolated let custodian: Custodian?
+    private var shutDownByCustodianFlag = false
 
     /// The backlog when none is given: 128 pending connections. Racket's and CHICKEN's default is 4, which
     /// makes clients of a busy server wait a second for a SYN retransmission; servers want more.
@@ -73,18 +76,11 @@ public actor TCPListener {
             addresses = [.any(.ipv4, port: port), .any(.ipv6, port: port)]
         }
         var lastError: Errno = .addressInUse
-        for _ in 0..<8 {
+        var sockets: ([Int32], [SocketAddress])?
+        for _ in 0..<8 where sockets == nil {
             do {
-                let (descriptors, bound) = try Self.bindAll(addresses, backlog: backlog, reuseAddress: reuseAddress,
-                                                             optionalIPv6: host == nil)
-                do {
-                    handle = try SocketHandle(descriptors: descriptors)
-                } catch {
-                    throw NetworkError.system(error, "listen", shown)
-                }
-                self.port = bound[0].port
-                self.localAddresses = bound
-                return
+                sockets = try Self.bindAll(addresses, backlog: backlog, reuseAddress: reuseAddress,
+                                           optionalIPv6: host == nil)
             } catch let failure as BindFailure {
                 lastError = failure.errno
                 // A port chosen for the first socket was taken for another family: choose again.
@@ -92,7 +88,19 @@ public actor TCPListener {
                 throw NetworkError.system(failure.errno, "listen", failure.address.map { $0.description } ?? shown)
             }
         }
-        throw NetworkError.system(lastError, "listen", shown)
+        guard let (descriptors, bound) = sockets else { throw NetworkError.system(lastError, "listen", shown) }
+        do {
+            handle = try SocketHandle(descriptors: descriptors)
+        } catch {
+            throw NetworkError.system(error, "listen", shown)
+        }
+        self.port = bound[0].port
+        self.localAddresses = bound
+        self.custodian = Custodian.current
+        if let custodian, !custodian.register(self) {
+            handle.close()
+            throw NetworkError(.custodianShutDown, operation: "listen", address: shown)
+        }
     }
 
     /// Listens on a service given by number or name (`"8080"`, `"http"`), as MIT Scheme's
@@ -163,6 +171,9 @@ public actor TCPListener {
     private var shownAddress: String { localAddresses[0].description }
 
     private func checkOpen(_ operation: String) throws {
+        if shutDownByCustodianFlag {
+            throw NetworkError(.custodianShutDown, operation: operation, address: shownAddress)
+        }
         if closed { throw NetworkError.closed(operation, shownAddress, "the listener is closed") }
     }
 
@@ -182,7 +193,7 @@ public actor TCPListener {
         while true {
             try checkOpen("accept")
             if Task.isCancelled { throw CancellationError() }
-            if let connection = try acceptWaiting() { return connection }
+            if let connection = try acceptWaiting(custodian: Custodian.current) { return connection }
             switch await handle.wait(for: .read, deadline: deadline) {
             case .ready: continue
             case .closed: try checkOpen("accept")
@@ -198,7 +209,13 @@ public actor TCPListener {
     /// `tcp-server-connection-accept` with `block? #f`.
     public func tryAccept() throws -> TCPConnection? {
         try checkOpen("accept")
-        return try acceptWaiting()
+        return try acceptWaiting(custodian: Custodian.current)
+    }
+
+    /// The attempt of ``acceptEvent()``: accepts a waiting client into `custodian`, or returns `nil`.
+    func tryAccept(custodian: Custodian?) throws -> TCPConnection? {
+        try checkOpen("accept")
+        return try acceptWaiting(custodian: custodian)
     }
 
     /// Whether a client waits to be accepted, so that ``accept()`` would not wait. Racket and CHICKEN:
@@ -210,7 +227,7 @@ public actor TCPListener {
     }
 
     /// One `accept4` on each socket in turn, starting after the one that served last.
-    private func acceptWaiting() throws -> TCPConnection? {
+    func acceptWaiting(custodian: Custodian?) throws -> TCPConnection? {
         let descriptors = handle.descriptors
         for offset in 0..<descriptors.count {
             let index = (nextSocket + offset) % descriptors.count
@@ -218,7 +235,8 @@ public actor TCPListener {
                 do {
                     let (client, peer) = try SystemSocket.accept(descriptors[index])
                     nextSocket = index + 1
-                    return try TCPConnection.adopt(descriptor: client, peer: peer, operation: "accept")
+                    return try TCPConnection.adopt(descriptor: client, peer: peer, operation: "accept",
+                                                   custodian: custodian)
                 } catch let errno as Errno {
                     if errno == .wouldBlock { break }
                     // The client gave up between SYN and accept: nothing to hand out, try the next.
@@ -235,11 +253,15 @@ public actor TCPListener {
     /// `close-tcp-server-socket`.
     /// - Throws: ``NetworkError`` when the listener is already closed (as Racket's `tcp-close` raises).
     public func close() throws {
+        if shutDownByCustodianFlag {
+            throw NetworkError(.custodianShutDown, operation: "close", address: shownAddress)
+        }
         guard !closed else {
             throw NetworkError.closed("close", shownAddress, "the listener is already closed")
         }
         closed = true
         handle.close()
+        custodian?.unregister(self)
     }
 
     /// Whether ``close()`` has been called.
@@ -261,7 +283,9 @@ public actor TCPListener {
     ///
     /// Unlike ``accept()``, it rides out what a server should: a client that aborted before it was accepted
     /// is skipped, and when the process is out of descriptors (`EMFILE`, `ENFILE`) or memory it backs off
-    /// (10 ms, doubling to 320 ms, never spinning) and accepts again once descriptors free up.
+    /// (10 ms, doubling to 320 ms, never spinning) and accepts again once descriptors free up. It stops short of
+    /// the last ``DescriptorLimit/reserve`` descriptor numbers: a Dispatch program on Linux must never run out
+    /// entirely (libdispatch crashes the process when it cannot open a file).
     public nonisolated var connections: Connections { Connections(listener: self) }
 
     /// The accepted connections of a listener, as an `AsyncSequence`.
@@ -275,18 +299,30 @@ public actor TCPListener {
         /// Accepts the next connection.
         public struct Iterator: AsyncIteratorProtocol {
             let listener: TCPListener
+            /// The last accept used up the headroom (or failed for lack of descriptors): look before accepting.
+            private var nearLimit = false
+
+            init(listener: TCPListener) {
+                self.listener = listener
+            }
 
             /// The next connection; `nil` once the listener is closed or the task is cancelled.
             public mutating func next() async throws -> TCPConnection? {
                 var backoff = Duration.milliseconds(10)
                 while true {
                     do {
-                        return try await listener.accept()
+                        if nearLimit, !DescriptorLimit.hasHeadroom {
+                            throw NetworkError.system(.tooManyOpenFiles, "accept")
+                        }
+                        let connection = try await listener.accept()
+                        nearLimit = DescriptorLimit.isInReserve(connection.fileDescriptor)
+                        return connection
                     } catch is CancellationError {
                         return nil
                     } catch let error as NetworkError {
                         if error.code == .closed { return nil }
                         guard let errno = error.errno, TCPListener.isExhaustion(errno) else { throw error }
+                        nearLimit = true
                         do {
                             try await Task.sleep(for: backoff)
                         } catch {
@@ -303,5 +339,13 @@ public actor TCPListener {
     static func isExhaustion(_ errno: Errno) -> Bool {
         errno == .tooManyOpenFiles || errno == .tooManyOpenFilesInSystem || errno == .noBufferSpace
             || errno == .noMemory
+    }
+}
+
+extension TCPListener: CustodianManaged {
+    func shutDownByCustodian() async {
+        shutDownByCustodianFlag = true
+        closed = true
+        handle.close()
     }
 }

@@ -25,6 +25,9 @@ public actor UDPSocket {
     private var closed = false
     private var bound = false
     private var peer: SocketAddress?
+    /// The custodian that manages the socket, if any.
+    nonisolated let custodian: Custodian?
+    private var shutDownByCustodianFlag = false
     /// Room for batched receives, made on first use.
     private var batchStorage: [UInt8] = []
 
@@ -74,6 +77,11 @@ public actor UDPSocket {
             throw NetworkError.system(error, "open")
         }
         self.family = family
+        self.custodian = Custodian.current
+        if let custodian, !custodian.register(self) {
+            handle.close()
+            throw NetworkError(.custodianShutDown, operation: "open")
+        }
     }
 
     deinit {
@@ -88,6 +96,7 @@ public actor UDPSocket {
     }
 
     func checkOpen(_ operation: String) throws {
+        if shutDownByCustodianFlag { throw NetworkError(.custodianShutDown, operation: operation) }
         if closed { throw NetworkError.closed(operation, nil, "the UDP socket is closed") }
     }
 
@@ -270,9 +279,11 @@ public actor UDPSocket {
     /// throws at once. Racket: `udp-close`.
     /// - Throws: ``NetworkError`` when already closed, as Racket's `udp-close` raises.
     public func close() throws {
+        if shutDownByCustodianFlag { throw NetworkError(.custodianShutDown, operation: "close") }
         guard !closed else { throw NetworkError.closed("close", nil, "the UDP socket is already closed") }
         closed = true
         handle.close()
+        custodian?.unregister(self)
     }
 
     // MARK: Waiting
@@ -280,10 +291,32 @@ public actor UDPSocket {
     private func wait(_ interest: Interest, _ operation: String) async throws {
         switch await handle.wait(for: interest) {
         case .ready: return
-        case .closed: throw NetworkError.closed(operation, nil, "the UDP socket is closed")
+        case .closed:
+            try checkOpen(operation)
+            throw NetworkError.closed(operation, nil, "the UDP socket is closed")
         case .cancelled: throw CancellationError()
         case .timedOut: throw NetworkError(.timedOut, operation: operation)
         }
+    }
+
+    /// Whether a send would not wait now.
+    func isReadyToSend() throws -> Bool {
+        try checkOpen("wait to send")
+        return SystemSocket.isWritable(handle.descriptor)
+    }
+
+    /// Whether a receive would not wait now.
+    func isReadyToReceive() throws -> Bool {
+        try checkOpen("wait to receive")
+        return SystemSocket.isReadable(handle.descriptor)
+    }
+
+    /// Receives a waiting datagram as an owned value, or returns `nil` at once.
+    func tryReceive(maxLength: Int) throws -> Datagram? {
+        var buffer = [UInt8](repeating: 0, count: max(0, maxLength))
+        guard let receipt = try tryReceive(into: &buffer) else { return nil }
+        buffer.removeLast(buffer.count - receipt.count)
+        return Datagram(bytes: buffer, address: receipt.sender, truncated: receipt.truncated)
     }
 
     /// Waits until a send would not block. Racket: `udp-send-ready-evt`, synchronized on.
@@ -576,5 +609,13 @@ public actor UDPSocket {
                 }
             }
         }
+    }
+}
+
+extension UDPSocket: CustodianManaged {
+    func shutDownByCustodian() async {
+        shutDownByCustodianFlag = true
+        closed = true
+        handle.close()
     }
 }

@@ -1,0 +1,233 @@
+import Synchronization
+
+/// Something a custodian manages: a listener, a connection or a UDP socket.
+protocol CustodianManaged: Actor {
+    /// Closes the resource because its custodian was shut down; later use throws
+    /// ``NetworkError/Code/custodianShutDown``.
+    func shutDownByCustodian() async
+}
+
+/// A scope that owns sockets and tasks, and closes and cancels them all at once. Racket: a custodian.
+///
+/// Every listener, connection and UDP socket made while a custodian is current (``current``, a task-local, as
+/// Racket's `current-custodian` is a parameter) is managed by it; so is every task started with ``spawn(_:)``.
+/// ``shutdownAll()`` closes every socket it manages, cancels its tasks and shuts down the custodians made
+/// under it (Racket: `custodian-shutdown-all`). A socket closed by hand leaves its custodian.
+///
+/// Use it through ``withCustodian(_:)``, which shuts the custodian down when its body ends:
+///
+/// ```swift
+/// try await withCustodian { custodian in
+///     let listener = try await TCPListener(port: 8080)
+///     for try await connection in listener.connections {
+///         custodian.spawn { await handle(connection) }
+///     }
+/// }   // every handler cancelled and awaited, every socket closed
+/// ```
+public final class Custodian: Sendable {
+    /// The custodian of the current task; `nil` at the top level, where sockets are managed by nobody (they
+    /// close when closed by hand or when dropped).
+    @TaskLocal public static var current: Custodian?
+
+    /// The custodian this one was made under, if any.
+    public let parent: Custodian?
+
+    private struct Entry {
+        weak var resource: (any CustodianManaged)?
+    }
+
+    private struct State {
+        var shutDown = false
+        var resources: [ObjectIdentifier: Entry] = [:]
+        var children: [ObjectIdentifier: WeakCustodian] = [:]
+        var jobs: JobQueue?
+    }
+
+    private struct WeakCustodian {
+        weak var custodian: Custodian?
+    }
+
+    enum Job: Sendable {
+        case run(@Sendable () async -> Void)
+        case cancelAll
+    }
+
+    private let state = Mutex(State())
+
+    /// Makes a custodian under `parent` (by default the current one). Shutting the parent down shuts this one
+    /// down too. Racket: `make-custodian`.
+    public init(parent: Custodian? = Custodian.current) {
+        self.parent = parent
+        parent?.adopt(self)
+    }
+
+    private func adopt(_ child: Custodian) {
+        let alreadyShutDown = state.withLock { state -> Bool in
+            if state.shutDown { return true }
+            state.children[ObjectIdentifier(child)] = WeakCustodian(custodian: child)
+            return false
+        }
+        if alreadyShutDown { child.state.withLock { $0.shutDown = true } }
+    }
+
+    /// Whether ``shutdownAll()`` has run. Racket: `custodian-shut-down?`.
+    public var isShutDown: Bool { state.withLock { $0.shutDown } }
+
+    /// Registers a resource; returns `false` when the custodian is already shut down (the caller then closes it).
+    func register(_ resource: any CustodianManaged) -> Bool {
+        state.withLock { state in
+            guard !state.shutDown else { return false }
+            state.resources[ObjectIdentifier(resource)] = Entry(resource: resource)
+            return true
+        }
+    }
+
+    /// Forgets a resource that was closed by hand.
+    func unregister(_ resource: any CustodianManaged) {
+        _ = state.withLock { $0.resources.removeValue(forKey: ObjectIdentifier(resource)) }
+    }
+
+    /// How many open resources the custodian manages now. Racket: `custodian-managed-list`, counted.
+    public var managedCount: Int {
+        state.withLock { state in state.resources.values.filter { $0.resource != nil }.count }
+    }
+
+    /// Starts `operation` as a child task of the custodian's scope (see ``withCustodian(_:)``), with this
+    /// custodian as its current one. Returns `false`, starting nothing, once the custodian is shut down or its
+    /// scope has ended.
+    @discardableResult
+    public func spawn(_ operation: @escaping @Sendable () async -> Void) -> Bool {
+        state.withLock { state in
+            guard !state.shutDown, let jobs = state.jobs else { return false }
+            return jobs.push(.run(operation))
+        }
+    }
+
+    func attach(_ jobs: JobQueue) {
+        state.withLock { $0.jobs = jobs }
+    }
+
+    /// Closes every socket the custodian manages, cancels every task it started, and shuts down every
+    /// custodian made under it. Sockets it closed throw ``NetworkError/Code/custodianShutDown`` when used.
+    /// Racket: `custodian-shutdown-all`. Shutting down again does nothing.
+    public func shutdownAll() async {
+        let (resources, children, jobs) = state.withLock { state in
+            let taken = (state.resources.values.compactMap(\.resource), state.children.values.compactMap(\.custodian),
+                         state.jobs)
+            state.shutDown = true
+            state.resources = [:]
+            state.children = [:]
+            state.jobs = nil
+            return taken
+        }
+        _ = jobs?.push(.cancelAll)
+        jobs?.finish()
+        for child in children { await child.shutdownAll() }
+        await withDiscardingTaskGroup { group in
+            for resource in resources { group.addTask { await resource.shutDownByCustodian() } }
+        }
+    }
+}
+
+/// Runs `body` with a new custodian as the current one, in a scope built on a task group: tasks the body
+/// starts with ``Custodian/spawn(_:)`` are child tasks of the scope. When the body returns, throws or is
+/// cancelled, every such task is cancelled and awaited, and every socket made in the scope is closed: no
+/// descriptor outlives the scope.
+///
+/// Custodians nest: a scope inside another makes a child custodian, shut down with its parent.
+///
+/// ```swift
+/// try await withCustodian { custodian in
+///     let listener = try await TCPListener(port: 0)
+///     custodian.spawn { try? await echo(listener) }
+///     try await Task.sleep(for: .seconds(10))
+/// }   // the echo task is cancelled and awaited; the listener and its connections are closed
+/// ```
+public func withCustodian<T: Sendable>(
+    _ body: @Sendable (Custodian) async throws -> T
+) async throws -> T {
+    let custodian = Custodian()
+    let jobs = JobQueue()
+    custodian.attach(jobs)
+    return try await Custodian.$current.withValue(custodian) {
+        try await withoutActuallyEscaping(body) { body in
+            let result = OutcomeBox<T>()
+            await withDiscardingTaskGroup { group in
+                group.addTask {
+                    let value: Result<T, any Error>
+                    do { value = .success(try await body(custodian)) } catch { value = .failure(error) }
+                    result.outcome.withLock { $0 = value }
+                    _ = jobs.push(.cancelAll)
+                    jobs.finish()
+                }
+                // Not an AsyncStream: its iteration ends when the task is cancelled, and a job spawned in a
+                // cancelled scope must still run (cancelled) rather than vanish.
+                while let job = await jobs.next() {
+                    switch job {
+                    case .run(let operation): group.addTask(operation: operation)
+                    case .cancelAll: group.cancelAll()
+                    }
+                }
+                group.cancelAll()
+            }
+            await custodian.shutdownAll()
+            return try (result.outcome.withLock { $0 } ?? .failure(CancellationError())).get()
+        }
+    }
+}
+
+/// The body's result, written by the body's task and read after the scope's group has finished.
+private final class OutcomeBox<T: Sendable>: Sendable {
+    let outcome = Mutex<Result<T, any Error>?>(nil)
+}
+
+/// The jobs of a custodian's scope, handed from ``Custodian/spawn(_:)`` to the scope's task group. Waiting for
+/// the next job does not end on cancellation: only ``finish()`` ends it.
+final class JobQueue: Sendable {
+    private struct State {
+        var jobs: [Custodian.Job] = []
+        var finished = false
+        var waiter: UnsafeContinuation<Custodian.Job?, Never>?
+    }
+
+    private let state = Mutex(State())
+
+    /// Adds a job; `false` once finished.
+    func push(_ job: Custodian.Job) -> Bool {
+        state.withLock { state in
+            guard !state.finished else { return false }
+            if let waiter = state.waiter {
+                state.waiter = nil
+                waiter.resume(returning: job)
+            } else {
+                state.jobs.append(job)
+            }
+            return true
+        }
+    }
+
+    func finish() {
+        state.withLock { state in
+            state.finished = true
+            if state.jobs.isEmpty, let waiter = state.waiter {
+                state.waiter = nil
+                waiter.resume(returning: nil)
+            }
+        }
+    }
+
+    /// The next job, or `nil` once finished and drained. One consumer at a time.
+    func next() async -> Custodian.Job? {
+        await withUnsafeContinuation { continuation in
+            state.withLock { state in
+                if !state.jobs.isEmpty {
+                    continuation.resume(returning: state.jobs.removeFirst())
+                } else if state.finished {
+                    continuation.resume(returning: nil)
+                } else {
+                    state.waiter = continuation
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,76 @@
+/// Serves a listener: accepts connections and runs `handler` on each, in a task of its own, until the
+/// listener is closed or the calling task is cancelled. In the spirit of Trio's `serve_tcp`.
+///
+/// - Every handler runs in a custodian scope (``withCustodian(_:)``): when `serve` returns, no handler task
+///   and no connection outlives it.
+/// - At most `maxConnections` connections are served at once; past that, clients wait in the listener's
+///   backlog until a handler ends.
+/// - **Graceful shutdown**: close the listener (``TCPListener/close()``, from any task — a signal handler,
+///   say). Accepting stops, handlers get `gracePeriod` to finish, then the rest are cancelled and their
+///   connections closed. Cancelling the task that runs `serve` instead stops everything at once.
+/// - Out of descriptors (`EMFILE`, `ENFILE`), it backs off (10 ms doubling to 320 ms, without spinning) and
+///   serves again once descriptors free up; a client that aborted before it was accepted (`ECONNABORTED`) is
+///   skipped.
+/// - A handler that throws ends its own connection only. Each connection is closed when its handler returns.
+///
+/// ```swift
+/// let listener = try await TCPListener(port: 8080)
+/// try await serve(listener) { connection in
+///     try await connection.setBufferMode(.none)
+///     for try await line in connection.lines { try await connection.writeLine(line) }
+/// }
+/// ```
+///
+/// Each handler runs with a preference for its connection's event-loop executor, so that its reads and
+/// writes resume on the loop without a thread hop.
+///
+/// - Throws: ``NetworkError`` for an invalid argument, or an accept failure that is not transient.
+public func serve(
+    _ listener: TCPListener,
+    maxConnections: Int = 10_000,
+    gracePeriod: Duration = .seconds(10),
+    handler: @escaping @Sendable (TCPConnection) async throws -> Void
+) async throws {
+    guard maxConnections >= 1 else {
+        throw NetworkError.invalid("serve", nil, "maxConnections must be at least 1, not \(maxConnections)")
+    }
+    let slots = ConnectionSlots(limit: maxConnections)
+    try await withCustodian { custodian in
+        var connections = listener.connections.makeAsyncIterator()
+        while true {
+            do {
+                try await slots.acquire()
+            } catch {
+                return
+            }
+            guard let connection = try await connections.next() else {
+                slots.release()
+                break
+            }
+            let started = custodian.spawn {
+                await connection.eventLoop.withExecutorPreference {
+                    do {
+                        try await handler(connection)
+                    } catch {
+                        // The handler's failure ends its own connection only.
+                    }
+                    try? await connection.close()
+                }
+                slots.release()
+            }
+            if !started {
+                slots.release()
+                try? await connection.close()
+                return
+            }
+        }
+        // The listener closed: let the handlers finish, for the grace period at most.
+        guard !Task.isCancelled else { return }
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await slots.waitUntilIdle() }
+            group.addTask { try? await Task.sleep(for: gracePeriod) }
+            _ = await group.next()
+            group.cancelAll()
+        }
+    }
+}
