@@ -9,6 +9,7 @@ let package = Package(
         .executable(name: "echo-server", targets: ["EchoServer"]),
         .executable(name: "chicken-server", targets: ["ChickenServer"]),
         .executable(name: "chicken-client", targets: ["ChickenClient"]),
+        .executable(name: "udp-bridge", targets: ["UDPBridge"]),
     ],
     targets: [
         // System calls that Swift's Glibc module does not expose (accept4, epoll, recvmmsg/sendmmsg).
@@ -35,6 +36,12 @@ let package = Package(
             name: "ChickenClient",
             dependencies: ["Sockets"],
             path: "Examples/ChickenClient",
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        .executableTarget(
+            name: "UDPBridge",
+            dependencies: ["Sockets"],
+            path: "Examples/UDPBridge",
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .testTarget(

@@ -195,9 +195,10 @@ struct DescriptorTests {
             #expect(inode != nil)
             #expect(inodeOfDescriptor(descriptor) != inode)
         }
-        // Other tests run in parallel and hold descriptors of their own; a leak here would be 4,000.
+        // Other tests run in parallel and hold descriptors of their own (hundreds, under the thread sanitizer's
+        // slowness); a leak here would be 4,000.
         let after = descriptorCountOfProcess()
-        #expect(after - before < 500)
+        #expect(after - before < 1000)
     }
 }
 

@@ -132,7 +132,7 @@ public enum Resolver {
 
     private static func lookUp(_ request: Request) async -> Outcome {
         // Resumed exactly once: by the lookup, or earlier by cancellation (the lookup's result is then dropped).
-        let slot = Mutex<CheckedContinuation<Outcome, Never>?>(nil)
+        let slot = Lock<CheckedContinuation<Outcome, Never>?>(nil)
         return await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
                 let cancelled = slot.withLock { stored -> Bool in

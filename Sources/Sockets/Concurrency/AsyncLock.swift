@@ -9,7 +9,7 @@ final class AsyncLock: Sendable {
         var waiters: [(id: UInt64, continuation: UnsafeContinuation<Void, any Error>)] = []
     }
 
-    private let state = Mutex(State())
+    private let state = Lock(State())
 
     var isLocked: Bool { state.withLock { $0.locked } }
 

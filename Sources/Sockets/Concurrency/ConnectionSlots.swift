@@ -11,7 +11,7 @@ final class ConnectionSlots: Sendable {
     }
 
     let limit: Int
-    private let state = Mutex(State())
+    private let state = Lock(State())
 
     init(limit: Int) {
         self.limit = limit

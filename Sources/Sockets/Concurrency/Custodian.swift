@@ -52,7 +52,7 @@ public final class Custodian: Sendable {
         case cancelAll
     }
 
-    private let state = Mutex(State())
+    private let state = Lock(State())
 
     /// Makes a custodian under `parent` (by default the current one). Shutting the parent down shuts this one
     /// down too. Racket: `make-custodian`.
@@ -178,7 +178,7 @@ public func withCustodian<T: Sendable>(
 
 /// The body's result, written by the body's task and read after the scope's group has finished.
 private final class OutcomeBox<T: Sendable>: Sendable {
-    let outcome = Mutex<Result<T, any Error>?>(nil)
+    let outcome = Lock<Result<T, any Error>?>(nil)
 }
 
 /// The jobs of a custodian's scope, handed from ``Custodian/spawn(_:)`` to the scope's task group. Waiting for
@@ -190,7 +190,7 @@ final class JobQueue: Sendable {
         var waiter: UnsafeContinuation<Custodian.Job?, Never>?
     }
 
-    private let state = Mutex(State())
+    private let state = Lock(State())
 
     /// Adds a job; `false` once finished.
     func push(_ job: Custodian.Job) -> Bool {

@@ -34,7 +34,7 @@ public final class EventLoop: Sendable {
     /// The read source on the epoll descriptor. A loop lives as long as the process, so the source is
     /// never cancelled and the epoll descriptor never closed.
     /// (Dispatch's source types are not `Sendable`; the mutex makes the stored reference so.)
-    private let source: Mutex<(any DispatchSourceRead)?>
+    private let source: Lock<(any DispatchSourceRead)?>
 
     private init(index: Int) {
         let queue = DispatchQueue(label: "Sockets.EventLoop.\(index)", target: .global())
@@ -46,7 +46,7 @@ public final class EventLoop: Sendable {
         let source = DispatchSource.makeReadSource(fileDescriptor: descriptor, queue: queue)
         source.setEventHandler { EventLoop.drain(descriptor) }
         source.activate()
-        self.source = Mutex(source)
+        self.source = Lock(source)
     }
 
     /// Runs `body` with a preference for this loop's executor: its nonisolated code runs on the loop's queue,

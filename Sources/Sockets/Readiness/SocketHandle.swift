@@ -44,7 +44,7 @@ final class SocketHandle: Sendable {
         let continuation: UnsafeContinuation<WaitOutcome, Never>
     }
 
-    private struct State: ~Copyable {
+    private struct State {
         /// An edge arrived while nobody waited: the next wait returns at once to retry the system call.
         var readable = false
         var writable = false
@@ -56,7 +56,7 @@ final class SocketHandle: Sendable {
         var timerDeadline: DispatchTime?
     }
 
-    private let state = Mutex(State())
+    private let state = Lock(State())
 
     /// Registers `descriptors` with `loop` (edge-triggered, read and write).
     /// - Throws: the errno of `epoll_ctl`; the descriptors are then closed.

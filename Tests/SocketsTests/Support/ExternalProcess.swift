@@ -281,7 +281,7 @@ final class ExternalProcess: Sendable {
             var nextWaiter: UInt64 = 0
         }
 
-        let state = Mutex(State())
+        let state = LockedState(State())
 
         /// Reads `descriptor` to its end, splitting lines, waking waiters as lines arrive; closes it.
         func readLines(from descriptor: Int32, stream: Stream) {
@@ -393,5 +393,24 @@ final class ExternalProcess: Sendable {
             }
             return "\n--- stdout so far ---\n\(output.suffix(2000))\n--- stderr so far ---\n\(errors.suffix(2000))"
         }
+    }
+}
+
+/// State behind an `NSLock`. Used here instead of `Synchronization.Mutex` because the thread sanitizer cannot
+/// see `Mutex`'s ordering (the Synchronization module is not instrumented) and reports the plain reader threads'
+/// accesses as races; it does see pthread mutexes.
+final class LockedState<State>: @unchecked Sendable {
+    // @unchecked Sendable is safe: `state` is only read or written inside `withLock`, under `lock`.
+    private let lock = NSLock()
+    private var state: State
+
+    init(_ state: State) {
+        self.state = state
+    }
+
+    func withLock<Result>(_ body: (inout State) throws -> Result) rethrows -> Result {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body(&state)
     }
 }
