@@ -34,7 +34,7 @@ public func serve(
     guard maxConnections >= 1 else {
         throw NetworkError.invalid("serve", nil, "maxConnections must be at least 1, not \(maxConnections)")
     }
-    let slots = ConnectionSlots(limit: maxConnections)
+    let slots = AsyncSemaphore(limit: maxConnections)
     try await withCustodian { custodian in
         var connections = listener.connections.makeAsyncIterator()
         while true {

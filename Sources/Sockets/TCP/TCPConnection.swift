@@ -64,8 +64,8 @@ public actor TCPConnection {
     public private(set) var writeTimeout: Duration?
 
     /// Held while bytes are being sent, so concurrent writes go out one after the other.
-    private nonisolated let writeLock = AsyncLock()
-    private var writerBusy: Bool { writeLock.isLocked }
+    private nonisolated let writeLock = AsyncSemaphore(limit: 1)
+    private var writerBusy: Bool { writeLock.taken > 0 }
     /// The custodian that manages the connection, if any.
     nonisolated let custodian: Custodian?
     private var shutDownByCustodianFlag = false
@@ -257,7 +257,7 @@ public actor TCPConnection {
     /// - Throws: ``NetworkError`` (``NetworkError/Code/closed``) once both halves are closed.
     public func addresses() throws -> TCPAddresses {
         try checkOpen("addresses")
-        return TCPAddresses(local: localAddress, remote: remoteAddress)
+        return SocketAddresses(local: localAddress, remote: remoteAddress)
     }
 
     /// Sets a socket option, such as ``SocketOption/noDelay`` or ``SocketOption/keepAlive``.
@@ -598,8 +598,8 @@ public actor TCPConnection {
     public func flush() async throws {
         try checkWritable("flush")
         guard !output.isEmpty || writerBusy else { return }
-        try await writeLock.lock()
-        defer { writeLock.unlock() }
+        try await writeLock.acquire()
+        defer { writeLock.release() }
         var sent = 0
         defer { output.removeFirst(min(sent, output.count)) }
         while sent < output.count {
@@ -626,8 +626,8 @@ public actor TCPConnection {
     /// Sends `bytes` now, after anything buffered, holding the writer lock so that writes never interleave.
     private func send(_ bytes: ArraySlice<UInt8>, operation: String) async throws {
         if !output.isEmpty || writerBusy { try await flush() }
-        try await writeLock.lock()
-        defer { writeLock.unlock() }
+        try await writeLock.acquire()
+        defer { writeLock.release() }
         var sent = 0
         while sent < bytes.count {
             try checkWritable(operation, transferred: sent)
@@ -770,21 +770,4 @@ extension TCPConnection: CustodianManaged {
         output = []
         handle.close()
     }
-}
-
-/// The local and remote ends of a connection or listener. Racket: the results of `tcp-addresses`.
-public struct TCPAddresses: Sendable, Hashable {
-    /// This side's address and port.
-    public let local: SocketAddress
-    /// The other side's address and port (`0.0.0.0` and port 0 for a listener).
-    public let remote: SocketAddress
-
-    /// This side's numeric host, such as `"127.0.0.1"`.
-    public var localHost: String { local.host }
-    /// This side's port.
-    public var localPort: Int { local.port }
-    /// The other side's numeric host.
-    public var remoteHost: String { remote.host }
-    /// The other side's port (0 for a listener).
-    public var remotePort: Int { remote.port }
 }

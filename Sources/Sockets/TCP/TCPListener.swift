@@ -273,7 +273,7 @@ public actor TCPListener {
     public func addresses() throws -> TCPAddresses {
         try checkOpen("addresses")
         let local = localAddresses.first { $0.family == .ipv4 } ?? localAddresses[0]
-        return TCPAddresses(local: local, remote: .any(local.family, port: 0))
+        return SocketAddresses(local: local, remote: .any(local.family, port: 0))
     }
 
     // MARK: The sequence of connections

@@ -30,20 +30,3 @@ public struct UDPReceipt: Sendable, Hashable {
     /// The sender's port, as Racket's third result.
     public var port: Int { sender.port }
 }
-
-/// The local and remote ends of a UDP socket. Racket: the results of `udp-addresses`.
-public struct UDPAddresses: Sendable, Hashable {
-    /// This side's address; port 0 while unbound.
-    public let local: SocketAddress
-    /// The connected peer; `0.0.0.0` (or `::`) and port 0 while unconnected.
-    public let remote: SocketAddress
-
-    /// This side's numeric host.
-    public var localHost: String { local.host }
-    /// This side's port, 0 while unbound.
-    public var localPort: Int { local.port }
-    /// The peer's numeric host.
-    public var remoteHost: String { remote.host }
-    /// The peer's port, 0 while unconnected.
-    public var remotePort: Int { remote.port }
-}

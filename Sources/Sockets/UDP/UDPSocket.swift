@@ -218,7 +218,7 @@ public actor UDPSocket {
     public func addresses() throws -> UDPAddresses {
         try checkOpen("addresses")
         let local = ((try? SystemSocket.localAddress(handle.descriptor)) ?? nil) ?? .any(family, port: 0)
-        return UDPAddresses(local: local, remote: peer ?? .any(family, port: 0))
+        return SocketAddresses(local: local, remote: peer ?? .any(family, port: 0))
     }
 
     /// Sets the kernel's receive buffer (`SO_RCVBUF`). Racket: `udp-set-receive-buffer-size!`.
