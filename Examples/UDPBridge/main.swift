@@ -51,23 +51,33 @@ var service: Endpoint?
 while let argument = arguments.popFirst() {
     switch argument {
     case "--port":
-        guard let value = arguments.popFirst().flatMap({ Int($0) }) else { usage("--port takes a number") }
+        guard let value = arguments.popFirst().flatMap({ Int($0) }), (0...65535).contains(value) else {
+            usage("--port takes a number from 0 to 65535")
+        }
         port = value
     case "--idle":
-        guard let seconds = arguments.popFirst().flatMap({ Double($0) }) else { usage("--idle takes seconds") }
+        guard let seconds = arguments.popFirst().flatMap({ Double($0) }), seconds.isFinite, seconds > 0,
+              seconds < 1e9 else { usage("--idle takes a number of seconds above 0") }
         idle = .milliseconds(Int(seconds * 1000))
     case "--to":
-        guard let text = arguments.popFirst(), let endpoint = try? Endpoint(parsing: text), Int(endpoint.service) != nil
-        else { usage("--to takes HOST:PORT") }
+        guard let text = arguments.popFirst(), let endpoint = try? Endpoint(parsing: text),
+              let port = Int(endpoint.service), (1...65535).contains(port)
+        else { usage("--to takes HOST:PORT, the port from 1 to 65535") }
         service = endpoint
     default: usage("unknown argument \(argument)")
     }
 }
 guard let service else { usage("--to is required") }
 
-let listener = try await TCPListener(port: port, host: "127.0.0.1")
-print("udp-bridge listening on 127.0.0.1:\(listener.port)")
-fflush(nil)
-try await serve(listener) { connection in
-    try await bridge(connection, to: service, idle: idle)
+do {
+    let listener = try await TCPListener(port: port, host: "127.0.0.1")
+    print("udp-bridge listening on 127.0.0.1:\(listener.port)")
+    fflush(nil)
+    try await serve(listener) { connection in
+        try await bridge(connection, to: service, idle: idle)
+    }
+} catch {
+    var text = "udp-bridge: \(error)\n"
+    text.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
+    exit(1)
 }

@@ -7,7 +7,7 @@ import Testing
 
 /// A flag tasks can set and tests can read.
 final class Flag: Sendable {
-    private let value = Mutex(false)
+    private let value = LockedState(false)
     func set() { value.withLock { $0 = true } }
     var isSet: Bool { value.withLock { $0 } }
 }

@@ -8,7 +8,7 @@ import Testing
 
 /// Counts handlers running now, and the most seen at once.
 final class Gauge: Sendable {
-    private let counts = Mutex((now: 0, most: 0))
+    private let counts = LockedState((now: 0, most: 0))
     func enter() { counts.withLock { $0.now += 1; $0.most = max($0.most, $0.now) } }
     func leave() { counts.withLock { $0.now -= 1 } }
     var most: Int { counts.withLock { $0.most } }

@@ -38,6 +38,7 @@ public final class Custodian: Sendable {
 
     private struct State {
         var shutDown = false
+        var sweepAt = 64
         var resources: [ObjectIdentifier: Entry] = [:]
         var children: [ObjectIdentifier: WeakCustodian] = [:]
         var jobs: JobQueue?
@@ -77,6 +78,13 @@ public final class Custodian: Sendable {
     func register(_ resource: any CustodianManaged) -> Bool {
         state.withLock { state in
             guard !state.shutDown else { return false }
+            // Sockets dropped without close (their deinit closed them) leave empty records: sweep them out
+            // whenever the table has doubled, so a long-lived custodian does not grow without bound.
+            if state.resources.count >= state.sweepAt {
+                state.resources = state.resources.filter { $0.value.resource != nil }
+                state.children = state.children.filter { $0.value.custodian != nil }
+                state.sweepAt = max(64, state.resources.count * 2)
+            }
             state.resources[ObjectIdentifier(resource)] = Entry(resource: resource)
             return true
         }

@@ -68,13 +68,18 @@ final class SocketHandle: Sendable {
             let token = UInt64(UInt(bitPattern: Unmanaged.passRetained(self).toOpaque()))
             if csockets_epoll_add(loop.epollDescriptor, descriptor, events, token) != 0 {
                 let errno = Errno.current
+                // This descriptor was never registered: its reference goes at once. Those registered before
+                // it may be named by an event batch in progress: their references go behind it, on the queue.
                 Unmanaged.passUnretained(self).release()
                 for registered in descriptors[..<index] {
                     _ = csockets_epoll_delete(loop.epollDescriptor, registered)
-                    Unmanaged.passUnretained(self).release()
                 }
                 descriptors.forEach(SystemSocket.close)
                 state.withLock { $0.closed = true }
+                let pointer = Unmanaged.passUnretained(self)
+                loop.queue.async {
+                    for _ in 0..<index { pointer.release() }
+                }
                 throw errno
             }
         }

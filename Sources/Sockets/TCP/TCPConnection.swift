@@ -304,6 +304,11 @@ public actor TCPConnection {
 
     /// Waits for readiness; returns normally when the system call should be retried.
     /// `transferred` is what the calling operation has moved so far (for the error of a partial write).
+    ///
+    /// No thread hop on resume: the epoll handler resumes this continuation on the loop's serial queue, and the
+    /// actor's executor is that same queue, so the retried `recv`/`send` runs right there. A caller that runs
+    /// with ``EventLoop/withExecutorPreference(_:)`` (as `serve` and `echo-server` do) continues on the loop too;
+    /// without it, the caller's own code resumes on the cooperative pool after the read returns.
     private func waitUntil(_ interest: Interest, _ operation: String, transferred: Int = 0) async throws {
         let timeout = interest == .read ? readTimeout : writeTimeout
         switch await handle.wait(for: interest, deadline: timeout?.deadlineFromNow) {
@@ -571,9 +576,16 @@ public actor TCPConnection {
                 try await send(bytes, operation: "write")
                 return
             }
+            // Cancelled: no effect. Once buffered, the write has happened: a flush cancelled before it sent
+            // anything leaves the bytes buffered for the next flush, and the write returns normally.
+            if Task.isCancelled { throw CancellationError() }
             output.append(contentsOf: bytes)
             if output.count >= threshold || (bufferMode == .line && bytes.contains(10)) {
-                try await flush()
+                do {
+                    try await flush()
+                } catch is CancellationError {
+                    return
+                }
             }
         }
     }

@@ -321,6 +321,8 @@ public actor TCPListener {
                         return nil
                     } catch let error as NetworkError {
                         if error.code == .closed { return nil }
+                        // A task's accept timeout means no client came in time: a server keeps waiting.
+                        if error.code == .timedOut { continue }
                         guard let errno = error.errno, TCPListener.isExhaustion(errno) else { throw error }
                         nearLimit = true
                         do {

@@ -537,16 +537,18 @@ public actor UDPSocket {
 
     /// Sends every datagram to its ``Datagram/address``, in order, with as few system calls as it can
     /// (`sendmmsg`, up to 64 a call), waiting while the outgoing queue is full.
-    /// - Throws: as ``send(_:range:to:)``; a ``NetworkError`` thrown part-way has
-    ///   ``NetworkError/bytesTransferred`` set to the number of *datagrams* sent.
+    /// - Throws: as ``send(_:range:to:)``. Stopped part-way (by cancellation or an error), it throws a
+    ///   ``NetworkError`` whose detail says how many of the datagrams were sent (each whole); cancelled before
+    ///   any was sent, `CancellationError`.
     public func sendBatch(_ datagrams: [Datagram]) async throws {
         try checkUnconnected("send to", datagrams.first?.address.description ?? "")
         var next = 0
+        func progress() -> String { "\(next) of \(datagrams.count) datagrams were sent" }
         while next < datagrams.count {
             try checkOpen("send to")
             if Task.isCancelled {
                 throw next == 0 ? CancellationError()
-                    : NetworkError(.cancelled, operation: "send to", bytesTransferred: next) as any Error
+                    : NetworkError(.cancelled, operation: "send to", detail: progress()) as any Error
             }
             let batch = datagrams[next..<min(datagrams.count, next + 64)]
             var payload: [UInt8] = []
@@ -574,10 +576,14 @@ public actor UDPSocket {
             }
             let errno = Errno.current
             if errno == .wouldBlock {
-                try await wait(.write, "send to")
+                do {
+                    try await wait(.write, "send to")
+                } catch is CancellationError where next > 0 {
+                    throw NetworkError(.cancelled, operation: "send to", detail: progress())
+                }
             } else if errno != .interrupted {
                 throw NetworkError.system(errno, "send to", batch.first?.address.description,
-                                          bytes: next > 0 ? next : nil)
+                                          detail: next > 0 ? progress() : nil)
             }
         }
     }
