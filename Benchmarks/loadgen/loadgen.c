@@ -506,7 +506,8 @@ static int run_stream(void) {
     if (connect_many(fds, n, opt.timeout_ms, &failed) != n) die(2, "could not open %d connections (%d failed)", n, failed);
     int ep = epoll_create1(0);
     struct st_conn *cs = calloc(n, sizeof *cs);
-    size_t rcap = 256 * 1024;
+    /* A receive takes whatever has come back, up to four blocks. */
+    size_t rcap = 4 * (size_t)opt.size;
     if (rcap > TAIL) rcap = TAIL;
     uint8_t *rbuf = malloc(rcap);
     uint64_t bytes = 0, verified_total = 0;
@@ -550,58 +551,56 @@ static int run_stream(void) {
             int i = evs[e].data.u32;
             struct st_conn *c = &cs[i];
             if (c->fd < 0) continue;
-            if (evs[e].events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
-                for (int rounds = 0; rounds < 16; rounds++) {
-                    ssize_t r = recv(c->fd, rbuf, rcap, 0);
-                    if (r > 0) {
-                        if (c->got + (uint64_t)r > c->sent) {
-                            error_msg("connection %d: %llu bytes echoed but only %llu sent", i,
-                                      (unsigned long long)(c->got + r), (unsigned long long)c->sent);
-                            goto broken;
-                        }
-                        const uint8_t *want = pattern + (c->offset + c->got) % PLEN;
-                        if (memcmp(want, rbuf, r) != 0) {
-                            ssize_t at = 0;
-                            while (at < r && want[at] == rbuf[at]) at++;
-                            error_msg("connection %d: byte %llu of the echo differs: sent 0x%02x, got 0x%02x", i,
-                                      (unsigned long long)(c->got + at), want[at], rbuf[at]);
-                            goto broken;
-                        }
-                        c->got += r;
-                        verified_total += r;
-                        if (phase_at(now_ns()) == 1) bytes += r;
-                        if (r < (ssize_t)rcap) break;
-                        continue;
-                    }
-                    if (r == 0) {
-                        error_msg("connection %d: the server closed the connection after %llu of %llu bytes", i,
-                                  (unsigned long long)c->got, (unsigned long long)c->sent);
+            /* Receive and send in step, one block each way per turn, so neither direction runs far ahead of the
+             * other within one wake-up; at most 64 turns, while either direction makes progress. */
+            int blocked = 0;
+            for (int turn = 0; turn < 64; turn++) {
+                int moved = 0;
+                ssize_t r = recv(c->fd, rbuf, rcap, 0);
+                if (r > 0) {
+                    if (c->got + (uint64_t)r > c->sent) {
+                        error_msg("connection %d: %llu bytes echoed but only %llu sent", i,
+                                  (unsigned long long)(c->got + r), (unsigned long long)c->sent);
                         goto broken;
                     }
-                    if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-                    if (errno == EINTR) continue;
+                    const uint8_t *want = pattern + (c->offset + c->got) % PLEN;
+                    if (memcmp(want, rbuf, r) != 0) {
+                        ssize_t at = 0;
+                        while (at < r && want[at] == rbuf[at]) at++;
+                        error_msg("connection %d: byte %llu of the echo differs: sent 0x%02x, got 0x%02x", i,
+                                  (unsigned long long)(c->got + at), want[at], rbuf[at]);
+                        goto broken;
+                    }
+                    c->got += r;
+                    verified_total += r;
+                    if (phase_at(now_ns()) == 1) bytes += r;
+                    moved = 1;
+                } else if (r == 0) {
+                    error_msg("connection %d: the server closed the connection after %llu of %llu bytes", i,
+                              (unsigned long long)c->got, (unsigned long long)c->sent);
+                    goto broken;
+                } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
                     error_msg("connection %d: recv: %s", i, strerror(errno));
                     goto broken;
                 }
-            }
-            if (phase < 2) {
-                int blocked = 0;
-                while (c->sent - c->got < (uint64_t)opt.inflight) {
+                blocked = 0;
+                if (phase < 2 && c->sent - c->got < (uint64_t)opt.inflight) {
                     uint64_t room = (uint64_t)opt.inflight - (c->sent - c->got);
                     size_t len = room < (uint64_t)opt.size ? (size_t)room : (size_t)opt.size;
                     ssize_t w = send(c->fd, pattern + (c->offset + c->sent) % PLEN, len, MSG_NOSIGNAL);
                     if (w > 0) {
                         c->sent += w;
-                        continue;
-                    }
-                    if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+                        moved = 1;
+                    } else if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
                         blocked = 1;
-                        break;
+                    } else if (!(w < 0 && errno == EINTR)) {
+                        error_msg("connection %d: send: %s", i, w < 0 ? strerror(errno) : "wrote nothing");
+                        goto broken;
                     }
-                    if (w < 0 && errno == EINTR) continue;
-                    error_msg("connection %d: send: %s", i, w < 0 ? strerror(errno) : "wrote nothing");
-                    goto broken;
                 }
+                if (!moved) break;
+            }
+            if (phase < 2) {
                 /* Ask for EPOLLOUT only while the socket, not the in-flight limit, holds the writer back. */
                 uint32_t want_events = blocked ? (EPOLLIN | EPOLLOUT) : EPOLLIN;
                 if (want_events != c->events) {
