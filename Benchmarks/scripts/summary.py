@@ -41,8 +41,13 @@ def main():
     def ratio(x, y):
         return x / y if x is not None and y else None
 
-    def f2(v):
-        return "—" if v is None else f"{v:.2f}"
+    def f2(v, target=None):
+        """Two decimals, or four where two would print the target itself and hide which side of it v is."""
+        if v is None:
+            return "—"
+        if target is not None and f"{v:.2f}" == f"{target:.2f}" and v != target:
+            return f"{v:.4f}"
+        return f"{v:.2f}"
 
     def verdict(r, target, higher_is_better=True):
         if r is None:
@@ -65,7 +70,8 @@ def main():
         for name, v in ((f"{w} vs NIO", vn), (f"{w} vs C", vc), (f"{w} CPU/op", vcpu)):
             if v != "met":
                 missed.append(name)
-        p(f"| {w} | {f2(rn)} | ≥ {to_nio:.2f} | {vn} | {f2(rc)} | ≥ {to_c:.2f} | {vc} | {f2(cpu)} | {vcpu} |")
+        p(f"| {w} | {f2(rn, to_nio)} | ≥ {to_nio:.2f} | {vn} | {f2(rc, to_c)} | ≥ {to_c:.2f} | {vc} | "
+          f"{f2(cpu, CPU_TARGET)} | {vcpu} |")
     if idle:
         ours = med([r.get("value") for r in idle.get(a.ours, [])])
         nio = med([r.get("value") for r in idle.get(a.nio, [])])
@@ -75,7 +81,7 @@ def main():
         if v != "met":
             missed.append("idle RSS")
         fk = lambda x: "—" if x is None else f"{x:.1f}"
-        p(f"| idle RSS/conn (KiB; lower is better) | {f2(r)} ({fk(ours)} vs {fk(nio)}) | ≤ 1.00 | {v} | "
+        p(f"| idle RSS/conn (KiB; lower is better) | {f2(r, 1.0)} ({fk(ours)} vs {fk(nio)}) | ≤ 1.00 | {v} | "
           f"{f2(ratio(ours, c))} (C: {fk(c)}) | | | | |")
     p("")
     p("Targets met: " + ("all." if not missed else f"all but {len(missed)}: " + ", ".join(missed) + "."))
