@@ -1,0 +1,52 @@
+// swift-tools-version: 6.0
+// The benchmark harness: echo servers built on our peers (SwiftNIO, FlyingSocks), with the same command line as
+// Sockets' own echo-server, measured side by side by ../../shared/bench/compare. See README.md and `./run`.
+import PackageDescription
+
+let package = Package(
+    name: "SocketsBenchmarks",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "nio-classic-echo", targets: ["NIOClassicEcho"]),
+        .executable(name: "nio-async-echo", targets: ["NIOAsyncEcho"]),
+        .executable(name: "flyingsocks-echo", targets: ["FlyingSocksEcho"]),
+    ],
+    dependencies: [
+        .package(name: "Sockets", path: ".."),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.0"),
+        .package(url: "https://github.com/swhitty/FlyingFox.git", from: "0.27.1"),
+    ],
+    targets: [
+        // The command line every server shares: --port, --host, the listening line, SIGTERM/SIGINT → exit 0.
+        .target(
+            name: "BenchSupport",
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        .executableTarget(
+            name: "NIOClassicEcho",
+            dependencies: [
+                "BenchSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        .executableTarget(
+            name: "NIOAsyncEcho",
+            dependencies: [
+                "BenchSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        .executableTarget(
+            name: "FlyingSocksEcho",
+            dependencies: [
+                "BenchSupport",
+                .product(name: "FlyingSocks", package: "FlyingFox"),
+            ],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+    ]
+)
