@@ -44,7 +44,13 @@ public final class EventLoop: Sendable {
         precondition(descriptor >= 0, "epoll_create1 failed: \(Errno.current)")
         self.epollDescriptor = descriptor
         let source = DispatchSource.makeReadSource(fileDescriptor: descriptor, queue: queue)
-        source.setEventHandler { EventLoop.drain(descriptor) }
+        let executor = self.executor
+        source.setEventHandler {
+            // The tasks that the batch's wakeups resume run in this same Dispatch event, after the batch.
+            executor.beginRun()
+            EventLoop.drain(descriptor)
+            executor.runJobs()
+        }
         source.activate()
         self.source = Lock(source)
     }
