@@ -7,11 +7,16 @@ import Glibc
 /// Descriptors are numbered from the lowest free one, and `EMFILE` means no number below `RLIMIT_NOFILE` is
 /// free. Running all the way to the limit is not safe for a Dispatch program on Linux: libdispatch's worker
 /// monitor opens `/proc` files now and then and crashes the process when it cannot. So the accepting loops of
-/// this library (``TCPListener/connections``, ``serve(_:maxConnections:gracePeriod:handler:)``) stop short of
-/// the last ``reserve`` numbers.
+/// this library (``TCPListener/connections``, ``serve(_:maxConnections:gracePeriod:handler:)``) watch for
+/// descriptors numbered within ``reserve`` of the limit; once one is accepted, they accept again only while at
+/// least ``minimumFree`` more descriptors can be opened, and otherwise back off.
 public enum DescriptorLimit {
-    /// How many descriptor numbers below the limit accepting leaves free.
+    /// How close to the limit an accepted descriptor's number must be for accepting to look before it leaps.
     public static let reserve = 16
+
+    /// How many descriptors must still be free (besides the one an accept takes) for accepting to go on near
+    /// the limit.
+    public static let minimumFree = 4
 
     /// The soft `RLIMIT_NOFILE`.
     public static var softLimit: Int {
@@ -25,11 +30,17 @@ public enum DescriptorLimit {
         Int(descriptor) >= softLimit - reserve
     }
 
-    /// Whether the lowest free descriptor number lies below the reserve (opens and closes `/dev/null` to see).
+    /// Whether ``minimumFree`` descriptors can be opened now (opens and closes `/dev/null` to see). Counting
+    /// what can really be opened, not where the lowest free number lies, so that descriptors the process was
+    /// started with, or holds for other work, never stop accepting for good.
     static var hasHeadroom: Bool {
-        let probe = open("/dev/null", O_RDONLY | O_CLOEXEC)
-        guard probe >= 0 else { return false }
-        defer { SystemSocket.close(probe) }
-        return !isInReserve(probe)
+        var probes: [Int32] = []
+        defer { probes.forEach(SystemSocket.close) }
+        for _ in 0..<minimumFree {
+            let probe = open("/dev/null", O_RDONLY | O_CLOEXEC)
+            guard probe >= 0 else { return false }
+            probes.append(probe)
+        }
+        return true
     }
 }

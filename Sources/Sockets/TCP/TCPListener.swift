@@ -283,8 +283,8 @@ public actor TCPListener {
     ///
     /// Unlike ``accept()``, it rides out what a server should: a client that aborted before it was accepted
     /// is skipped, and when the process is out of descriptors (`EMFILE`, `ENFILE`) or memory it backs off
-    /// (10 ms, doubling to 320 ms, never spinning) and accepts again once descriptors free up. It stops short of
-    /// the last ``DescriptorLimit/reserve`` descriptor numbers: a Dispatch program on Linux must never run out
+    /// (10 ms, doubling to 320 ms, never spinning) and accepts again once descriptors free up. Near the limit it
+    /// keeps ``DescriptorLimit/minimumFree`` descriptors free: a Dispatch program on Linux must never run out
     /// entirely (libdispatch crashes the process when it cannot open a file).
     public nonisolated var connections: Connections { Connections(listener: self) }
 
