@@ -360,17 +360,9 @@ public actor TCPConnection {
             if reachedEndOfFile { return false }
             // Cancellation is checked only before the system call that commits: bytes it returns are kept.
             if Task.isCancelled { throw CancellationError() }
-            do {
-                let count = try input.append { (room) throws(Errno) in
-                    try SystemSocket.receive(handle.descriptor, into: room)
-                }
-                if count == 0 { reachedEndOfFile = true }
-                return count > 0
-            } catch .wouldBlock {
-                try await waitUntil(.read, operation)
-            } catch {
-                throw NetworkError.system(error, operation, remoteAddress.description)
-            }
+            if try fillWithoutWaiting(operation) { return true }
+            if reachedEndOfFile { return false }
+            try await waitUntil(.read, operation)
         }
     }
 
