@@ -33,39 +33,47 @@ final class AsyncSemaphore: Sendable {
         guard let id else { return }
         try await withTaskCancellationHandler {
             try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
-                state.withLock { state in
+                // Decided under the lock, resumed after it (see the type's comment).
+                let acquired = state.withLock { state -> Bool? in
                     if state.taken < limit {
                         state.taken += 1
-                        continuation.resume()
-                    } else if Task.isCancelled {
-                        continuation.resume(throwing: CancellationError())
-                    } else {
-                        state.acquirers.append((id, continuation))
+                        return true
                     }
+                    if Task.isCancelled { return false }
+                    state.acquirers.append((id, continuation))
+                    return nil
+                }
+                switch acquired {
+                case true?: continuation.resume()
+                case false?: continuation.resume(throwing: CancellationError())
+                case nil: break
                 }
             }
         } onCancel: {
-            state.withLock { state in
-                if let index = state.acquirers.firstIndex(where: { $0.id == id }) {
-                    state.acquirers.remove(at: index).continuation.resume(throwing: CancellationError())
-                }
+            let cancelled = state.withLock { state in
+                state.acquirers.firstIndex { $0.id == id }.map { state.acquirers.remove(at: $0).continuation }
             }
+            cancelled?.resume(throwing: CancellationError())
         }
     }
 
     /// Frees a slot: hands it to the first waiting acquirer, or wakes the idle waiters when none is taken.
     func release() {
+        var acquirer: UnsafeContinuation<Void, any Error>?
+        var idleWaiters: [UnsafeContinuation<Void, Never>] = []
         state.withLock { state in
             if !state.acquirers.isEmpty {
-                state.acquirers.removeFirst().continuation.resume()
+                acquirer = state.acquirers.removeFirst().continuation
                 return
             }
             state.taken -= 1
             if state.taken == 0 {
-                for waiter in state.idleWaiters { waiter.continuation.resume() }
+                idleWaiters = state.idleWaiters.map(\.continuation)
                 state.idleWaiters.removeAll()
             }
         }
+        acquirer?.resume()
+        for waiter in idleWaiters { waiter.resume() }
     }
 
     /// Returns once no slot is taken, or when the task is cancelled.
@@ -76,20 +84,18 @@ final class AsyncSemaphore: Sendable {
         }
         await withTaskCancellationHandler {
             await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
-                state.withLock { state in
-                    if state.taken == 0 || Task.isCancelled {
-                        continuation.resume()
-                    } else {
-                        state.idleWaiters.append((id, continuation))
-                    }
+                let idle = state.withLock { state -> Bool in
+                    if state.taken == 0 || Task.isCancelled { return true }
+                    state.idleWaiters.append((id, continuation))
+                    return false
                 }
+                if idle { continuation.resume() }
             }
         } onCancel: {
-            state.withLock { state in
-                if let index = state.idleWaiters.firstIndex(where: { $0.id == id }) {
-                    state.idleWaiters.remove(at: index).continuation.resume()
-                }
+            let cancelled = state.withLock { state in
+                state.idleWaiters.firstIndex { $0.id == id }.map { state.idleWaiters.remove(at: $0).continuation }
             }
+            cancelled?.resume()
         }
     }
 }

@@ -202,40 +202,40 @@ final class JobQueue: Sendable {
 
     /// Adds a job; `false` once finished.
     func push(_ job: Custodian.Job) -> Bool {
-        state.withLock { state in
-            guard !state.finished else { return false }
-            if let waiter = state.waiter {
-                state.waiter = nil
-                waiter.resume(returning: job)
-            } else {
+        // The waiting consumer is taken out under the lock and resumed after it: never resume under a lock.
+        let (accepted, waiter) = state.withLock { state -> (Bool, UnsafeContinuation<Custodian.Job?, Never>?) in
+            guard !state.finished else { return (false, nil) }
+            guard let waiter = state.waiter else {
                 state.jobs.append(job)
+                return (true, nil)
             }
-            return true
+            state.waiter = nil
+            return (true, waiter)
         }
+        waiter?.resume(returning: job)
+        return accepted
     }
 
     func finish() {
-        state.withLock { state in
+        let waiter = state.withLock { state -> UnsafeContinuation<Custodian.Job?, Never>? in
             state.finished = true
-            if state.jobs.isEmpty, let waiter = state.waiter {
-                state.waiter = nil
-                waiter.resume(returning: nil)
-            }
+            guard state.jobs.isEmpty else { return nil }
+            defer { state.waiter = nil }
+            return state.waiter
         }
+        waiter?.resume(returning: nil)
     }
 
     /// The next job, or `nil` once finished and drained. One consumer at a time.
     func next() async -> Custodian.Job? {
         await withUnsafeContinuation { continuation in
-            state.withLock { state in
-                if !state.jobs.isEmpty {
-                    continuation.resume(returning: state.jobs.removeFirst())
-                } else if state.finished {
-                    continuation.resume(returning: nil)
-                } else {
-                    state.waiter = continuation
-                }
+            let immediate = state.withLock { state -> Custodian.Job?? in
+                if !state.jobs.isEmpty { return .some(state.jobs.removeFirst()) }
+                if state.finished { return .some(nil) }
+                state.waiter = continuation
+                return nil
             }
+            if let immediate { continuation.resume(returning: immediate) }
         }
     }
 }

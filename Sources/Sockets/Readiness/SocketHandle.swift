@@ -29,6 +29,10 @@ enum Interest: Sendable {
 /// The guarantees of the bridge live here:
 /// - every waiter's continuation is resumed exactly once: by readiness, close, its deadline or its
 ///   cancellation, whichever first removes it from `waiters` under the lock;
+/// - no continuation is resumed while the lock is held: each path takes its continuations out under the lock
+///   (into `Wakeups`) and resumes them after. Resuming takes the waiting task's status lock, which
+///   `Task.cancel()` holds while it runs the cancellation handler of ``wait(for:deadline:)``, and that handler
+///   takes this lock: resuming under it deadlocks the loop (the wake-up/cancellation stress test proves it);
 /// - ``close()`` wakes every waiter (they throw "closed" promptly), removes the descriptors from the epoll
 ///   set *before* closing them, so a number the kernel hands out again is never watched by mistake, and
 ///   releases the epoll set's reference on the loop's queue, behind any event batch that may still name it.
@@ -99,24 +103,22 @@ final class SocketHandle: Sendable {
     func signal(_ flags: UInt32) {
         let readable = flags & (CSOCKETS_EPOLLIN | CSOCKETS_EPOLLERR | CSOCKETS_EPOLLHUP | CSOCKETS_EPOLLRDHUP) != 0
         let writable = flags & (CSOCKETS_EPOLLOUT | CSOCKETS_EPOLLERR | CSOCKETS_EPOLLHUP) != 0
-        state.withLock { state in
+        let woken = state.withLock { state -> Wakeups in
+            var woken = Wakeups()
             var wokeReader = false
             var wokeWriter = false
-            var index = 0
-            while index < state.waiters.count {
-                let waiter = state.waiters[index]
-                if waiter.interest == .read ? readable : writable {
-                    state.waiters.remove(at: index)
-                    waiter.continuation.resume(returning: .ready)
-                    if waiter.interest == .read { wokeReader = true } else { wokeWriter = true }
-                } else {
-                    index += 1
-                }
+            state.waiters.removeAll { waiter in
+                guard waiter.interest == .read ? readable : writable else { return false }
+                woken.append(waiter.continuation)
+                if waiter.interest == .read { wokeReader = true } else { wokeWriter = true }
+                return true
             }
             // A woken waiter retries its system call; one that then finds nothing waits for the next edge.
             if readable, !wokeReader { state.readable = true }
             if writable, !wokeWriter { state.writable = true }
+            return woken
         }
+        woken.resume(returning: .ready)
     }
 
     private let waiterIDs = Atomic<UInt64>(0)
@@ -127,46 +129,49 @@ final class SocketHandle: Sendable {
         let id = waiterIDs.add(1, ordering: .relaxed).newValue
         return await withTaskCancellationHandler {
             await withUnsafeContinuation { (continuation: UnsafeContinuation<WaitOutcome, Never>) in
-                state.withLock { state in
-                    if state.closed {
-                        continuation.resume(returning: .closed)
-                    } else if interest == .read, state.readable {
+                let immediate = state.withLock { state -> WaitOutcome? in
+                    if state.closed { return .closed }
+                    if interest == .read, state.readable {
                         state.readable = false
-                        continuation.resume(returning: .ready)
-                    } else if interest == .write, state.writable {
-                        state.writable = false
-                        continuation.resume(returning: .ready)
-                    } else if Task.isCancelled {
-                        // Cancelled before the waiter was added: onCancel found nothing to remove.
-                        continuation.resume(returning: .cancelled)
-                    } else if let deadline, deadline <= .now() {
-                        continuation.resume(returning: .timedOut)
-                    } else {
-                        state.waiters.append(Waiter(id: id, interest: interest, deadline: deadline,
-                                                    continuation: continuation))
-                        if let deadline { armTimer(&state, for: deadline) }
+                        return .ready
                     }
+                    if interest == .write, state.writable {
+                        state.writable = false
+                        return .ready
+                    }
+                    // Cancelled before the waiter was added: onCancel found nothing to remove.
+                    if Task.isCancelled { return .cancelled }
+                    if let deadline, deadline <= .now() { return .timedOut }
+                    state.waiters.append(Waiter(id: id, interest: interest, deadline: deadline,
+                                                continuation: continuation))
+                    if let deadline { armTimer(&state, for: deadline) }
+                    return nil
                 }
+                if let immediate { continuation.resume(returning: immediate) }
             }
         } onCancel: {
-            state.withLock { state in
-                if let index = state.waiters.firstIndex(where: { $0.id == id }) {
-                    state.waiters.remove(at: index).continuation.resume(returning: .cancelled)
-                }
+            // Takes the lock while the runtime holds this task's status lock: safe only because no holder of
+            // `state`'s lock ever waits on the runtime (nothing is resumed under it).
+            let cancelled = state.withLock { state in
+                state.waiters.firstIndex { $0.id == id }.map { state.waiters.remove(at: $0).continuation }
             }
+            cancelled?.resume(returning: .cancelled)
         }
     }
 
     /// Wakes every waiter for `interest` with ``WaitOutcome/closed``: a half of the socket was closed while
     /// another task waited on it.
     func interrupt(_ interest: Interest) {
-        state.withLock { state in
+        let woken = state.withLock { state -> Wakeups in
+            var woken = Wakeups()
             state.waiters.removeAll { waiter in
                 guard waiter.interest == interest else { return false }
-                waiter.continuation.resume(returning: .closed)
+                woken.append(waiter.continuation)
                 return true
             }
+            return woken
         }
+        woken.resume(returning: .closed)
     }
 
     /// Arms (or re-arms) the timer for the earliest deadline. Called with the lock held.
@@ -185,25 +190,24 @@ final class SocketHandle: Sendable {
     }
 
     private func expireWaiters() {
-        state.withLock { state in
+        let expired = state.withLock { state -> Wakeups in
             let now = DispatchTime.now()
             state.timerDeadline = nil
-            var index = 0
+            var expired = Wakeups()
             var earliest: DispatchTime?
-            while index < state.waiters.count {
-                let waiter = state.waiters[index]
-                if let deadline = waiter.deadline {
-                    if deadline <= now {
-                        state.waiters.remove(at: index)
-                        waiter.continuation.resume(returning: .timedOut)
-                        continue
-                    }
-                    earliest = min(earliest ?? deadline, deadline)
+            state.waiters.removeAll { waiter in
+                guard let deadline = waiter.deadline else { return false }
+                if deadline <= now {
+                    expired.append(waiter.continuation)
+                    return true
                 }
-                index += 1
+                earliest = min(earliest ?? deadline, deadline)
+                return false
             }
             if let earliest { armTimer(&state, for: earliest) }
+            return expired
         }
+        expired.resume(returning: .timedOut)
     }
 
     /// Closes the descriptors: wakes every waiter with ``WaitOutcome/closed``, removes the descriptors from
@@ -211,16 +215,18 @@ final class SocketHandle: Sendable {
     /// Returns `false` when already closed.
     @discardableResult
     func close() -> Bool {
-        let claimed = state.withLock { state -> Bool in
-            guard !state.closed else { return false }
+        let woken = state.withLock { state -> Wakeups? in
+            guard !state.closed else { return nil }
             state.closed = true
-            for waiter in state.waiters { waiter.continuation.resume(returning: .closed) }
+            var woken = Wakeups()
+            for waiter in state.waiters { woken.append(waiter.continuation) }
             state.waiters.removeAll()
             state.timer?.cancel()
             state.timer = nil
-            return true
+            return woken
         }
-        guard claimed else { return false }
+        guard let woken else { return false }
+        woken.resume(returning: .closed)
         for descriptor in descriptors {
             _ = csockets_epoll_delete(loop.epollDescriptor, descriptor)
             SystemSocket.close(descriptor)
@@ -231,5 +237,22 @@ final class SocketHandle: Sendable {
             for _ in 0..<count { pointer.release() }
         }
         return true
+    }
+}
+
+/// Continuations taken out of a handle's waiters under its lock, to be resumed once the lock is released.
+/// Holds one inline (the usual case: one waiter per direction), so a wake-up allocates nothing.
+private struct Wakeups {
+    private var first: UnsafeContinuation<WaitOutcome, Never>?
+    private var others: [UnsafeContinuation<WaitOutcome, Never>] = []
+
+    mutating func append(_ continuation: UnsafeContinuation<WaitOutcome, Never>) {
+        if first == nil { first = continuation } else { others.append(continuation) }
+    }
+
+    /// Resumes every continuation with `outcome`. Never call it with a lock held.
+    func resume(returning outcome: WaitOutcome) {
+        first?.resume(returning: outcome)
+        for continuation in others { continuation.resume(returning: outcome) }
     }
 }
