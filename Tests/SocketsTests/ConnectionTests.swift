@@ -321,6 +321,57 @@ struct ReadWriteTests {
         await pair.close()
     }
 
+    /// Starts a 64 MB write on `pair.server` (unbuffered) to a peer that does not read, and returns once the
+    /// write is waiting for the peer (the kernel's buffers are full).
+    private func startStuckWrite(_ pair: LoopbackPair) async throws -> Task<Void, any Error> {
+        let writer = Task { try await pair.server.write([UInt8](repeating: 7, count: 64 << 20)) }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while try await pair.server.isWritable() {
+            try #require(ContinuousClock.now < deadline, "the write never filled the kernel's buffers")
+            await Task.yield()
+        }
+        return writer
+    }
+
+    /// Reads `connection` to end-of-file and counts the bytes.
+    private func countToEndOfFile(_ connection: TCPConnection) async throws -> Int {
+        var count = 0
+        while let bytes = try await connection.read(upTo: 1 << 20) { count += bytes.count }
+        return count
+    }
+
+    @Test("close() from another task ends a write waiting for the peer with .closed and its exact byte count")
+    func closeEndsWaitingWrite() async throws {
+        let pair = try await LoopbackPair.make(bufferMode: .none)
+        let writer = try await startStuckWrite(pair)
+        // Not a cancelled task: close must neither flush behind the stuck write nor wait for it.
+        try await withinTimeLimit(5) { try await pair.server.close() }
+        let result = try await withinTimeLimit(5) { await writer.result }
+        let error = try #require(result.failure as? NetworkError)
+        #expect(error.code == .closed)
+        let sent = try #require(error.bytesTransferred)
+        // What the kernel took before the close still reaches the peer, then end-of-file: exactly `sent` bytes.
+        #expect(try await withinTimeLimit(20) { try await countToEndOfFile(pair.client) } == sent)
+        await pair.close()
+    }
+
+    @Test("closeOutput() from another task ends a waiting write, sends end-of-file, and reading goes on")
+    func closeOutputEndsWaitingWrite() async throws {
+        let pair = try await LoopbackPair.make(bufferMode: .none)
+        let writer = try await startStuckWrite(pair)
+        try await withinTimeLimit(5) { try await pair.server.closeOutput() }
+        let result = try await withinTimeLimit(5) { await writer.result }
+        let error = try #require(result.failure as? NetworkError)
+        #expect(error.code == .closed)
+        #expect(error.description.contains("the output is closed"))
+        let sent = try #require(error.bytesTransferred)
+        #expect(try await withinTimeLimit(20) { try await countToEndOfFile(pair.client) } == sent)
+        // The input half is untouched.
+        try await pair.client.writeLine("still reading")
+        #expect(try await pair.server.readLine() == "still reading")
+        await pair.close()
+    }
+
     @Test("the read timeout throws a timeout error and the connection stays usable")
     func readTimeout() async throws {
         let pair = try await LoopbackPair.make()

@@ -662,6 +662,12 @@ public actor TCPConnection {
     ///
     /// In a cancelled task the flush sends only what the kernel takes at once, and drops the rest.
     ///
+    /// A write in progress in another task is not waited for: it ends at once with ``NetworkError/Code/closed``
+    /// ("the output is closed"), its ``NetworkError/bytesTransferred`` saying how many of its bytes went out;
+    /// what was buffered behind it is dropped, and the FIN follows the bytes the kernel already took. So
+    /// `closeOutput()` never hangs on a peer that does not read, except for its own flush when no write is in
+    /// progress (bounded by the write timeout, if one is set).
+    ///
     /// - Throws: the flush's error; the output is closed all the same.
     public func closeOutput() async throws {
         guard !outputClosed else { return }
@@ -677,10 +683,17 @@ public actor TCPConnection {
         try await flushForClose()
     }
 
-    /// The flush before a close. In a cancelled task it sends what the kernel takes without waiting (a server
-    /// shutting down must not hang on a peer that stopped reading) and drops the rest.
+    /// The flush before a close.
+    ///
+    /// - A write or flush in progress in another task (waiting for a peer that does not read, say) is not
+    ///   waited for: the close ends it with ``NetworkError/Code/closed`` (its ``NetworkError/bytesTransferred``
+    ///   exact), and what was buffered behind it is dropped. Flushing first would queue behind that write, and
+    ///   hang for as long as the peer does not read.
+    /// - In a cancelled task it sends what the kernel takes without waiting (a server shutting down must not
+    ///   hang on a peer that stopped reading) and drops the rest.
     private func flushForClose() async throws {
-        guard Task.isCancelled, !writerBusy else { return try await flush() }
+        if writerBusy { return }
+        guard Task.isCancelled else { return try await flush() }
         let sent = output.withUnsafeBytes { Self.sendWithoutWaiting($0, on: handle.descriptor) }
         output.removeFirst(sent)
     }
@@ -699,10 +712,12 @@ public actor TCPConnection {
     }
 
     /// Flushes the output and closes both halves and the descriptor. A read or write waiting in another task
-    /// throws at once. Closing again does nothing.
+    /// throws ``NetworkError/Code/closed`` at once. Closing again does nothing.
     ///
     /// In a cancelled task the flush sends only what the kernel takes at once, and drops the rest, so that a
-    /// server shutting down never hangs on a peer that stopped reading.
+    /// server shutting down never hangs on a peer that stopped reading. When a write is in progress in another
+    /// task, there is no flush: that write ends at once (its ``NetworkError/bytesTransferred`` says how many of
+    /// its bytes went out) and what was buffered behind it is dropped.
     ///
     /// - Throws: the flush's error; the connection is closed all the same.
     public func close() async throws {
