@@ -199,7 +199,7 @@ struct ReadWriteTests {
         try await pair.client.write("one\r\ntwo\n\n\r\n" + long + "\nthree\rstill three\nlast")
         try await pair.client.closeOutput()
         var lines: [String] = []
-        for try await line in pair.server.lines { lines.append(line) }
+        for try await line in pair.server.lines(maxLength: 200_000) { lines.append(line) }
         #expect(lines == ["one", "two", "", "", long, "three\rstill three", "last"])
         #expect(try await pair.server.readLine() == nil)
         await pair.close()
@@ -505,5 +505,33 @@ struct ReadWriteTests {
         try await echo.value
         #expect(echoed == payload)
         await pair.close()
+    }
+}
+
+@Suite("The unflushed request")
+struct UnflushedRequestTests {
+    @Test("the README's client and server without their flush() lines: a read that has to wait sends the buffered output first")
+    func readmeClientWithoutFlush() async throws {
+        let listener = try await TCPListener(port: 0, host: "127.0.0.1")
+        let server = Task {
+            try await serve(listener, maxConnections: 1000, gracePeriod: .seconds(5)) { connection in
+                for try await line in connection.lines {          // ends at the client's end-of-file
+                    try await connection.writeLine(line.uppercased())
+                }
+            }
+        }
+        let reply = try await withinTimeLimit(10) {
+            let connection = try await TCPConnection.connect(host: "127.0.0.1", port: listener.port)
+            #expect(await connection.bufferMode == .block(4096))
+            try await connection.writeLine("hello")
+            let reply = try await connection.readLine()          // nil at end-of-file
+            try await connection.writeLine("again")
+            let second = try await connection.readLine()
+            try await connection.close()
+            return [reply, second]
+        }
+        #expect(reply == ["HELLO", "AGAIN"])
+        try await listener.close()
+        try await server.value
     }
 }

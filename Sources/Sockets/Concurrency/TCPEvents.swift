@@ -34,10 +34,13 @@ extension TCPConnection {
 
     /// Ready when a whole line (or end-of-file) has arrived; when chosen, reads it (`nil` at end-of-file).
     /// When not chosen, no line is taken: bytes that arrived meanwhile wait in the connection for the next
-    /// read. Racket: `read-line-evt`.
-    public nonisolated func readLineEvent(ending: LineEnding = .any) -> Event<String?> {
+    /// read. Racket: `read-line-evt`. A line longer than `maxLength` makes the attempt throw
+    /// ``NetworkError/Code/lineTooLong`` (see ``readLine(ending:maxLength:)``).
+    public nonisolated func readLineEvent(ending: LineEnding = .any,
+                                          maxLength: Int = TCPConnection.defaultMaximumLineLength) -> Event<String?> {
         Event(attempt: {
-            try await self.tryReadLineBytes(ending: ending).map { $0.map { String(decoding: $0, as: UTF8.self) } }
+            try await self.tryReadLineBytes(ending: ending, maxLength: maxLength)
+                .map { $0.map { String(decoding: $0, as: UTF8.self) } }
         }, wait: { _ = await self.handle.wait(for: .read) })
     }
 

@@ -31,6 +31,9 @@ public struct NetworkError: Error, Sendable, Equatable, CustomStringConvertible 
         case endOfFile
         /// The custodian that manages the socket has been shut down (Racket: `custodian-shutdown-all`).
         case custodianShutDown
+        /// A line was longer than the reader's limit (``TCPConnection/readLine(ending:maxLength:)``); the
+        /// detail names the limit.
+        case lineTooLong
         /// The task was cancelled after part of the data went out (see ``NetworkError/bytesTransferred``).
         /// When nothing went out, `CancellationError` is thrown instead.
         case cancelled
@@ -87,6 +90,7 @@ public struct NetworkError: Error, Sendable, Equatable, CustomStringConvertible 
         case .endOfFile: base = "unexpected end of file"
         case .cancelled: base = "cancelled"
         case .custodianShutDown: base = "its custodian has been shut down"
+        case .lineTooLong: base = "line too long"
         }
         guard let detail else { return base }
         switch code {

@@ -2,8 +2,12 @@
 ///
 /// Racket's ports are block-buffered by default (`file-stream-buffer-mode`); CHICKEN's `tcp-buffer-size` sets
 /// the size (CHICKEN's own default is no buffering). Here **the default is `.block(4096)`**, as in Racket:
-/// nothing reaches the peer before the buffer fills, ``TCPConnection/flush()`` is called, or the output is
-/// closed.
+/// nothing reaches the peer before the buffer fills, ``TCPConnection/flush()`` is called, the output is
+/// closed, or **a read on the same connection has to wait**: that read first sends what is buffered (as far as
+/// the kernel takes it at once), so a request written without `flush()` and then answered never leaves both
+/// sides waiting. Racket would hang there; Swift users expect it not to, as `NIOAsyncChannel` and FlyingSocks
+/// send on each write. Writes between two reads still leave in one system call. A read that finds its bytes
+/// already there sends nothing, and neither does a `sync` on a read event (flush before it).
 public enum BufferMode: Sendable, Hashable {
     /// Every write is sent at once.
     case none

@@ -8,7 +8,7 @@ import Dispatch
 /// Make one with ``connect(host:port:localHost:localPort:timeout:)`` (Racket: `tcp-connect`) or accept one with
 /// ``TCPListener/accept()`` (Racket: `tcp-accept`).
 ///
-/// - **Input half**: ``read(upTo:)``, ``read(exactly:)``, ``read(into:range:)``, ``readLine(ending:)``,
+/// - **Input half**: ``read(upTo:)``, ``read(exactly:)``, ``read(into:range:)``, ``readLine(ending:maxLength:)``,
 ///   ``lines``, ``bytes``; end-of-file is `nil`. ``closeInput()`` closes it (Racket: `close-input-port`).
 /// - **Output half**: ``write(_:)-(ArraySlice<UInt8>)``, ``writeLine(_:ending:)``, ``flush()``, buffered by
 ///   ``bufferMode`` (block-buffered by default, as in Racket). ``closeOutput()`` flushes and sends FIN, so the
@@ -20,7 +20,7 @@ import Dispatch
 /// other, never interleaved.
 ///
 /// **Cancellation** is Racket's break: a cancelled read or write throws `CancellationError` and has no
-/// effect. Bytes a cancelled ``readLine(ending:)`` or ``read(exactly:)`` had already received stay buffered
+/// effect. Bytes a cancelled ``readLine(ending:maxLength:)`` or ``read(exactly:)`` had already received stay buffered
 /// for the next read; a write cancelled part-way throws a ``NetworkError`` with code
 /// ``NetworkError/Code/cancelled`` whose ``NetworkError/bytesTransferred`` says how many bytes went out.
 ///
@@ -51,6 +51,9 @@ public actor TCPConnection {
     public nonisolated var fileDescriptor: Int32 { handle.descriptor }
 
     private var input = InputBuffer()
+    /// A line longer than its limit was cut short: the next line read skips the rest of it (up to and including
+    /// its ending, as this ending defines it). A read of bytes takes the bytes as they come, and ends the skip.
+    private var skippingLine: LineEnding?
     private var reachedEndOfFile = false
     private var inputClosed = false
     private var outputClosed = false
@@ -309,7 +312,12 @@ public actor TCPConnection {
     /// actor's executor is that same queue, so the retried `recv`/`send` runs right there. A caller that runs
     /// with ``EventLoop/withExecutorPreference(_:)`` (as `serve` and `echo-server` do) continues on the loop too;
     /// without it, the caller's own code resumes on the cooperative pool after the read returns.
+    ///
+    /// A read that has to wait first sends what the output holds, as far as the kernel takes it at once: a
+    /// request written without `flush()` must not leave both sides waiting for each other (see
+    /// ``BufferMode``).
     private func waitUntil(_ interest: Interest, _ operation: String, transferred: Int = 0) async throws {
+        if interest == .read, !output.isEmpty, !outputClosed, !writerBusy { sendBufferedWithoutWaiting() }
         let timeout = interest == .read ? readTimeout : writeTimeout
         switch await handle.wait(for: interest, deadline: timeout?.deadlineFromNow) {
         case .ready:
@@ -373,6 +381,7 @@ public actor TCPConnection {
             throw NetworkError.invalid("read", remoteAddress.description, "maxLength must be at least 1, not \(maxLength)")
         }
         try checkReadable("read")
+        skippingLine = nil
         if input.isEmpty, try await !fill("read") { return nil }
         return input.take(min(maxLength, input.count))
     }
@@ -386,6 +395,7 @@ public actor TCPConnection {
             throw NetworkError.invalid("read", remoteAddress.description, "count must not be negative, not \(count)")
         }
         try checkReadable("read")
+        skippingLine = nil
         while input.count < count {
             if try await !fill("read") {
                 throw NetworkError(.endOfFile, operation: "read", address: remoteAddress.description,
@@ -415,6 +425,7 @@ public actor TCPConnection {
                                        "range \(range) is outside the buffer's 0..<\(buffer.count)")
         }
         try checkReadable("read")
+        skippingLine = nil
         if range.isEmpty { return 0 }
         while true {
             if !input.isEmpty {
@@ -447,39 +458,118 @@ public actor TCPConnection {
     /// Reads one byte; `nil` at end-of-file. Racket: `read-byte`.
     public func readByte() async throws -> UInt8? {
         try checkReadable("read")
+        skippingLine = nil
         if input.isEmpty, try await !fill("read") { return nil }
         return input.take(1)[0]
     }
 
-    /// Reads a line and returns it without its ending; `nil` at end-of-file. A last line without an ending is
-    /// returned as it is. Bytes are decoded as UTF-8 (invalid sequences become U+FFFD). Racket: `read-line`.
+    /// The longest line ``readLine(ending:maxLength:)``, ``lines(ending:maxLength:)`` and
+    /// ``readLineEvent(ending:maxLength:)`` return by default: 65,536 bytes, not counting the ending.
     ///
-    /// - Parameter ending: which bytes end a line: ``LineEnding/any`` (LF or CR-LF, the default),
-    ///   ``LineEnding/linefeed`` or ``LineEnding/returnLinefeed``.
-    public func readLine(ending: LineEnding = .any) async throws -> String? {
-        guard let bytes = try await readLineBytes(ending: ending) else { return nil }
+    /// A line reader without a limit lets any peer grow the server's memory without bound by sending bytes
+    /// without a newline. 64 KiB is the limit Python's `asyncio` streams and Go's `bufio.Scanner` use by
+    /// default: far above the lines of line-based protocols (SMTP allows 1,000 bytes; HTTP servers refuse
+    /// header lines past 8 KiB), and small enough that 10,000 connections each holding a full line need
+    /// under 1.3 GB. Pass a larger `maxLength` (or `.max`, for no limit) when lines may really be longer.
+    public static let defaultMaximumLineLength = 65_536
+
+    /// Reads a line and returns it without its ending; `nil` at end-of-file. A last line without an ending is
+    /// returned as it is. Bytes are decoded as UTF-8 (invalid sequences become U+FFFD). Racket: `read-line`
+    /// (CHICKEN's `read-line` takes a limit too).
+    ///
+    /// - Parameters:
+    ///   - ending: which bytes end a line: ``LineEnding/any`` (LF or CR-LF, the default),
+    ///     ``LineEnding/linefeed`` or ``LineEnding/returnLinefeed``.
+    ///   - maxLength: the longest line accepted, in bytes without its ending
+    ///     (``defaultMaximumLineLength`` by default; `.max` for no limit).
+    /// - Throws: ``NetworkError`` with code ``NetworkError/Code/lineTooLong`` as soon as more than `maxLength`
+    ///   bytes have arrived without a line ending. The line is discarded: the bytes received so far at once,
+    ///   the rest of it (through its ending) by the next line read, which returns the line after it; memory
+    ///   stays bounded by about twice `maxLength` however long the line is. A read of bytes
+    ///   (``read(upTo:)``, say) after the error takes the rest of the line as it comes instead.
+    public func readLine(ending: LineEnding = .any,
+                         maxLength: Int = TCPConnection.defaultMaximumLineLength) async throws -> String? {
+        guard let bytes = try await readLineBytes(ending: ending, maxLength: maxLength) else { return nil }
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    /// Like ``readLine(ending:)`` but returns the line's bytes, undecoded.
-    public func readLineBytes(ending: LineEnding = .any) async throws -> [UInt8]? {
+    /// Like ``readLine(ending:maxLength:)`` but returns the line's bytes, undecoded.
+    public func readLineBytes(ending: LineEnding = .any,
+                              maxLength: Int = TCPConnection.defaultMaximumLineLength) async throws -> [UInt8]? {
+        try checkLineLimit(maxLength)
         try checkReadable("read")
         var scanned = 0
         while true {
-            if let (end, terminator) = input.withUnreadBytes({ ending.findEnd(in: $0, from: scanned) }) {
-                let line = input.take(end)
-                input.drop(terminator)
-                return line
-            }
-            // A CR at the end may begin a CR-LF: look at it again once more bytes arrive.
-            scanned = max(0, input.count - 1)
+            if let line = try takeLine(ending, maxLength, scanned: &scanned) { return line }
             let generation = input.generation
-            if try await !fill("read") {
-                if input.isEmpty { return nil }
-                return input.take(input.count)
-            }
+            if try await !fill("read") { return takeLastLine() }
             if generation != input.generation { scanned = 0 }
         }
+    }
+
+    private func checkLineLimit(_ maxLength: Int) throws {
+        guard maxLength >= 0 else {
+            throw NetworkError.invalid("read", remoteAddress.description,
+                                       "maxLength must not be negative, not \(maxLength)")
+        }
+    }
+
+    /// One step of reading a line, without waiting: skips what is left of an over-long line, then takes a
+    /// complete line, or returns `nil` when more bytes are needed. `scanned`: how much of the buffer is known to
+    /// hold no line ending.
+    private func takeLine(_ ending: LineEnding, _ maxLength: Int, scanned: inout Int) throws -> [UInt8]? {
+        if let skipping = skippingLine {
+            guard let (end, terminator) = input.withUnreadBytes({ skipping.findEnd(in: $0, from: 0) }) else {
+                discardUnreadLine()
+                return nil
+            }
+            input.drop(end + terminator)
+            skippingLine = nil
+            scanned = 0
+        }
+        if let (end, terminator) = input.withUnreadBytes({ ending.findEnd(in: $0, from: scanned) }) {
+            scanned = 0
+            guard end <= maxLength else {
+                input.drop(end + terminator)
+                throw lineTooLong(maxLength)
+            }
+            let line = input.take(end)
+            input.drop(terminator)
+            return line
+        }
+        // A CR at the end may begin a CR-LF: look at it again once more bytes arrive.
+        let pendingReturn = ending != .linefeed && input.withUnreadBytes { $0.last == 13 }
+        if input.count - (pendingReturn ? 1 : 0) > maxLength {
+            skippingLine = ending
+            discardUnreadLine()
+            scanned = 0
+            throw lineTooLong(maxLength)
+        }
+        scanned = max(0, input.count - 1)
+        return nil
+    }
+
+    /// Drops the buffered part of a line being skipped, but a last CR, which may begin its CR-LF ending.
+    private func discardUnreadLine() {
+        let pendingReturn = input.withUnreadBytes { $0.last == 13 }
+        input.drop(input.count - (pendingReturn ? 1 : 0))
+    }
+
+    /// At end-of-file: the last line, without an ending (`nil` when there is none, or only the tail of a line
+    /// being skipped).
+    private func takeLastLine() -> [UInt8]? {
+        if skippingLine != nil {
+            skippingLine = nil
+            input.drop(input.count)
+            return nil
+        }
+        return input.isEmpty ? nil : input.take(input.count)
+    }
+
+    private func lineTooLong(_ maxLength: Int) -> NetworkError {
+        NetworkError(.lineTooLong, operation: "read", address: remoteAddress.description,
+                     detail: "a line is longer than the limit of \(maxLength) bytes (maxLength); it is discarded "
+                         + "through its ending")
     }
 
     /// Receives what the kernel holds, without waiting. Returns `false` when nothing waits or at end-of-file.
@@ -499,18 +589,16 @@ public actor TCPConnection {
     }
 
     /// A line if one is complete (the value is `.some(nil)` at end-of-file), or `nil` without waiting when none
-    /// is: bytes received meanwhile stay buffered. The attempt of ``readLineEvent(ending:)``.
-    func tryReadLineBytes(ending: LineEnding) throws -> [UInt8]?? {
+    /// is: bytes received meanwhile stay buffered. The attempt of ``readLineEvent(ending:maxLength:)``.
+    func tryReadLineBytes(ending: LineEnding, maxLength: Int) throws -> [UInt8]?? {
+        try checkLineLimit(maxLength)
         try checkReadable("read")
+        var scanned = 0
         while true {
-            if let (end, terminator) = input.withUnreadBytes({ ending.findEnd(in: $0, from: 0) }) {
-                let line = input.take(end)
-                input.drop(terminator)
-                return .some(line)
-            }
+            if let line = try takeLine(ending, maxLength, scanned: &scanned) { return .some(line) }
             if try !fillWithoutWaiting("read") {
                 guard reachedEndOfFile else { return nil }
-                return .some(input.isEmpty ? nil : input.take(input.count))
+                return .some(takeLastLine())
             }
         }
     }
@@ -519,6 +607,7 @@ public actor TCPConnection {
     /// The attempt of ``readEvent(upTo:)``.
     func tryRead(upTo maxLength: Int) throws -> [UInt8]?? {
         try checkReadable("read")
+        skippingLine = nil
         if input.isEmpty, try !fillWithoutWaiting("read") {
             return reachedEndOfFile ? .some(nil) : nil
         }
@@ -694,6 +783,11 @@ public actor TCPConnection {
     private func flushForClose() async throws {
         if writerBusy { return }
         guard Task.isCancelled else { return try await flush() }
+        sendBufferedWithoutWaiting()
+    }
+
+    /// Sends what the output holds, as far as the kernel takes it at once; the rest stays buffered.
+    private func sendBufferedWithoutWaiting() {
         let sent = output.withUnsafeBytes { Self.sendWithoutWaiting($0, on: handle.descriptor) }
         output.removeFirst(sent)
     }
@@ -733,12 +827,20 @@ public actor TCPConnection {
 
     // MARK: Sequences
 
-    /// The lines of the input, until end-of-file (``readLine(ending:)`` with ``LineEnding/any``).
+    /// The lines of the input, until end-of-file (``readLine(ending:maxLength:)`` with ``LineEnding/any`` and
+    /// ``defaultMaximumLineLength``).
     ///
     /// ```swift
     /// for try await line in connection.lines { print(line) }
     /// ```
-    public nonisolated var lines: Lines { Lines(connection: self) }
+    public nonisolated var lines: Lines { Lines(connection: self, ending: .any, maxLength: Self.defaultMaximumLineLength) }
+
+    /// The lines of the input, until end-of-file, each read with ``readLine(ending:maxLength:)``: a line longer
+    /// than `maxLength` ends the iteration with ``NetworkError/Code/lineTooLong``.
+    public nonisolated func lines(ending: LineEnding = .any,
+                                  maxLength: Int = TCPConnection.defaultMaximumLineLength) -> Lines {
+        Lines(connection: self, ending: ending, maxLength: maxLength)
+    }
 
     /// The bytes of the input, one at a time, until end-of-file. Each comes from the connection's buffer, so
     /// leaving the loop early loses nothing: the rest is there for the next read.
@@ -748,15 +850,21 @@ public actor TCPConnection {
     public struct Lines: AsyncSequence, Sendable {
         public typealias Element = String
         let connection: TCPConnection
+        let ending: LineEnding
+        let maxLength: Int
 
         /// Makes the iterator.
-        public func makeAsyncIterator() -> Iterator { Iterator(connection: connection) }
+        public func makeAsyncIterator() -> Iterator { Iterator(connection: connection, ending: ending, maxLength: maxLength) }
 
         /// Reads the next line.
         public struct Iterator: AsyncIteratorProtocol {
             let connection: TCPConnection
+            let ending: LineEnding
+            let maxLength: Int
             /// The next line, or `nil` at end-of-file.
-            public mutating func next() async throws -> String? { try await connection.readLine() }
+            public mutating func next() async throws -> String? {
+                try await connection.readLine(ending: ending, maxLength: maxLength)
+            }
         }
     }
 
@@ -780,9 +888,7 @@ public actor TCPConnection {
 extension TCPConnection: CustodianManaged {
     func shutDownByCustodian() async {
         shutDownByCustodianFlag = true
-        if !outputClosed, !output.isEmpty, !handle.isClosed {
-            _ = output.withUnsafeBytes { Self.sendWithoutWaiting($0, on: handle.descriptor) }
-        }
+        if !outputClosed, !output.isEmpty, !handle.isClosed { sendBufferedWithoutWaiting() }
         inputClosed = true
         outputClosed = true
         input.removeAll()

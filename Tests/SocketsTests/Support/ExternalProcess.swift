@@ -230,8 +230,9 @@ final class ExternalProcess: Sendable {
     /// Runs a program to its end: feeds it `stdin`, collects its output, and returns its status and output.
     /// Kills it and throws when it runs longer than `timeout`.
     static func run(_ program: String, _ arguments: [String] = [], stdin: String? = nil,
+                    environment: [String: String] = [:],
                     timeout: Duration = .seconds(20)) async throws -> (status: Int32, stdout: [String], stderr: String) {
-        let process = try ExternalProcess(program, arguments, stdin: stdin)
+        let process = try ExternalProcess(program, arguments, stdin: stdin, environment: environment)
         let deadline = ContinuousClock.now + timeout
         do {
             let lines = try await process.remainingLines(of: .stdout, timeout: deadline - .now)
@@ -242,6 +243,14 @@ final class ExternalProcess: Sendable {
             await process.terminate()
             throw error
         }
+    }
+
+    /// Runs the Swift Testing tests of this test binary whose names match `filter`, alone, in a child process
+    /// with `environment` added (for a test that must measure its own process, or that may hang it).
+    static func runTests(matching filter: String, environment: [String: String],
+                         timeout: Duration) async throws -> (status: Int32, stdout: [String], stderr: String) {
+        try await run(CommandLine.arguments[0], ["--testing-library", "swift-testing", "--filter", filter],
+                      environment: environment, timeout: timeout)
     }
 
     // MARK: Plumbing
