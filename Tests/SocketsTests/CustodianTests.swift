@@ -120,4 +120,33 @@ struct CustodianTests {
         #expect(late?.code == .custodianShutDown)
         #expect(child.spawn {} == false)
     }
+
+    @Test("withCustodian and the other with… scopes take a non-Sendable body that uses a @MainActor type's state")
+    @MainActor func fromMainActor() async throws {
+        let counter = MainActorCounter()
+        #expect(try await counter.run() == 5)
+        #expect(counter.portsSeen.count == 1)
+    }
+}
+
+/// Compiles only when the scopes take the caller's isolation: each body mutates main-actor state.
+@MainActor
+final class MainActorCounter {
+    var count = 0
+    var portsSeen: [Int] = []
+
+    func run() async throws -> Int {
+        let listener = try await withCustodian { custodian in
+            count += 1
+            let listener = try await TCPListener(port: 0, host: "127.0.0.1")
+            portsSeen.append(listener.port)
+            return listener // not Sendable-constrained: any result type
+        }
+        #expect(await listener.isClosed)
+        await BufferMode.withValue(.none) { count += 1 }
+        await TCPTimeouts.withValue(.chicken) { count += 1 }
+        await EventLoop.pool[0].withExecutorPreference { count += 1 }
+        try await withCustodian { _ in count += 1 }
+        return count
+    }
 }

@@ -14,7 +14,7 @@ protocol CustodianManaged: Actor {
 /// ``shutdownAll()`` closes every socket it manages, cancels its tasks and shuts down the custodians made
 /// under it (Racket: `custodian-shutdown-all`). A socket closed by hand leaves its custodian.
 ///
-/// Use it through ``withCustodian(_:)``, which shuts the custodian down when its body ends:
+/// Use it through ``withCustodian(isolation:_:)``, which shuts the custodian down when its body ends:
 ///
 /// ```swift
 /// try await withCustodian { custodian in
@@ -100,7 +100,7 @@ public final class Custodian: Sendable {
         state.withLock { state in state.resources.values.filter { $0.resource != nil }.count }
     }
 
-    /// Starts `operation` as a child task of the custodian's scope (see ``withCustodian(_:)``), with this
+    /// Starts `operation` as a child task of the custodian's scope (see ``withCustodian(isolation:_:)``), with this
     /// custodian as its current one. Returns `false`, starting nothing, once the custodian is shut down or its
     /// scope has ended.
     @discardableResult
@@ -144,6 +144,13 @@ public final class Custodian: Sendable {
 ///
 /// Custodians nest: a scope inside another makes a child custodian, shut down with its parent.
 ///
+/// The body runs in the calling task, in the caller's isolation, as the body of `withTaskGroup` does: from an
+/// actor (a `@MainActor` type, say) it may use the actor's state, and it need not be `@Sendable`. Tasks given
+/// to ``Custodian/spawn(_:)`` run elsewhere and must be `@Sendable`. ``Custodian/shutdownAll()`` called from
+/// another task while the body runs closes the scope's sockets (their calls throw
+/// ``NetworkError/Code/custodianShutDown``) and cancels its spawned tasks; it does not cancel the body's task,
+/// which is the caller's.
+///
 /// ```swift
 /// try await withCustodian { custodian in
 ///     let listener = try await TCPListener(port: 0)
@@ -151,42 +158,38 @@ public final class Custodian: Sendable {
 ///     try await Task.sleep(for: .seconds(10))
 /// }   // the echo task is cancelled and awaited; the listener and its connections are closed
 /// ```
-public func withCustodian<T: Sendable>(
-    _ body: @Sendable (Custodian) async throws -> T
+public func withCustodian<T>(
+    isolation: isolated (any Actor)? = #isolation,
+    _ body: (Custodian) async throws -> T
 ) async throws -> T {
     let custodian = Custodian()
     let jobs = JobQueue()
     custodian.attach(jobs)
-    return try await Custodian.$current.withValue(custodian) {
-        try await withoutActuallyEscaping(body) { body in
-            let result = OutcomeBox<T>()
-            await withDiscardingTaskGroup { group in
-                group.addTask {
-                    let value: Result<T, any Error>
-                    do { value = .success(try await body(custodian)) } catch { value = .failure(error) }
-                    result.outcome.withLock { $0 = value }
-                    _ = jobs.push(.cancelAll)
-                    jobs.finish()
-                }
-                // Not an AsyncStream: its iteration ends when the task is cancelled, and a job spawned in a
-                // cancelled scope must still run (cancelled) rather than vanish.
-                while let job = await jobs.next() {
-                    switch job {
-                    case .run(let operation): group.addTask(operation: operation)
-                    case .cancelAll: group.cancelAll()
+    let outcome = await Custodian.$current.withValue(custodian, operation: {
+        await withDiscardingTaskGroup(returning: Result<T, any Error>.self, isolation: isolation) { group in
+            // The spawned tasks: one child adds each job to a group of its own while the body runs here, in the
+            // caller's task and isolation (as `withTaskGroup`'s body does).
+            group.addTask {
+                await withDiscardingTaskGroup { spawned in
+                    // Not an AsyncStream: its iteration ends when the task is cancelled, and a job spawned in a
+                    // cancelled scope must still run (cancelled) rather than vanish.
+                    while let job = await jobs.next() {
+                        switch job {
+                        case .run(let operation): spawned.addTask(operation: operation)
+                        case .cancelAll: spawned.cancelAll()
+                        }
                     }
                 }
-                group.cancelAll()
             }
-            await custodian.shutdownAll()
-            return try (result.outcome.withLock { $0 } ?? .failure(CancellationError())).get()
+            let outcome: Result<T, any Error>
+            do { outcome = .success(try await body(custodian)) } catch { outcome = .failure(error) }
+            _ = jobs.push(.cancelAll)
+            jobs.finish()
+            return outcome
         }
-    }
-}
-
-/// The body's result, written by the body's task and read after the scope's group has finished.
-private final class OutcomeBox<T: Sendable>: Sendable {
-    let outcome = Lock<Result<T, any Error>?>(nil)
+    }, isolation: isolation)
+    await custodian.shutdownAll()
+    return try outcome.get()
 }
 
 /// The jobs of a custodian's scope, handed from ``Custodian/spawn(_:)`` to the scope's task group. Waiting for

@@ -1,7 +1,7 @@
 /// Serves a listener: accepts connections and runs `handler` on each, in a task of its own, until the
 /// listener is closed or the calling task is cancelled. In the spirit of Trio's `serve_tcp`.
 ///
-/// - Every handler runs in a custodian scope (``withCustodian(_:)``): when `serve` returns, no handler task
+/// - Every handler runs in a custodian scope (``withCustodian(isolation:_:)``): when `serve` returns, no handler task
 ///   and no connection outlives it.
 /// - At most `maxConnections` connections are served at once; past that, clients wait in the listener's
 ///   backlog until a handler ends.

@@ -21,8 +21,10 @@ public enum BufferMode: Sendable, Hashable {
     @TaskLocal public static var current: BufferMode = .block(4096)
 
     /// Runs `operation` with `mode` as the mode of connections made in it and in every task it starts.
-    public static func withValue<T>(_ mode: BufferMode, operation: () async throws -> T) async rethrows -> T {
-        try await $current.withValue(mode, operation: operation)
+    /// `operation` runs in the caller's isolation.
+    public static func withValue<T>(_ mode: BufferMode, isolation: isolated (any Actor)? = #isolation,
+                                    operation: () async throws -> T) async rethrows -> T {
+        try await $current.withValue(mode, operation: operation, isolation: isolation)
     }
 
     /// The same mode with a block size of at least one byte.

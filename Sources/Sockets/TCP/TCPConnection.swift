@@ -44,7 +44,7 @@ public actor TCPConnection {
     }
 
     /// The event loop the connection is registered with. Run a connection's handler with
-    /// ``EventLoop/withExecutorPreference(_:)`` on it to keep every resumed read on one thread.
+    /// ``EventLoop/withExecutorPreference(isolation:_:)`` on it to keep every resumed read on one thread.
     public nonisolated var eventLoop: EventLoop { handle.loop }
 
     /// The descriptor (CHICKEN exposes the listener's; this is the connection's). Valid until closed.
@@ -310,7 +310,7 @@ public actor TCPConnection {
     ///
     /// No thread hop on resume: the epoll handler resumes this continuation on the loop's serial queue, and the
     /// actor's executor is that same queue, so the retried `recv`/`send` runs right there. A caller that runs
-    /// with ``EventLoop/withExecutorPreference(_:)`` (as `serve` and `echo-server` do) continues on the loop too;
+    /// with ``EventLoop/withExecutorPreference(isolation:_:)`` (as `serve` and `echo-server` do) continues on the loop too;
     /// without it, the caller's own code resumes on the cooperative pool after the read returns.
     ///
     /// A read that has to wait first sends what the output holds, as far as the kernel takes it at once: a

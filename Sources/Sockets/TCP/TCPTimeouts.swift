@@ -3,7 +3,7 @@ import Dispatch
 /// The four timeouts of CHICKEN's `tcp` unit: read, write, connect and accept.
 ///
 /// The defaults apply to a whole task tree, as CHICKEN's are parameters: set them with
-/// ``withValue(_:operation:)`` (or `TCPTimeouts.$current.withValue`). A connection captures the read and write
+/// ``withValue(_:isolation:operation:)`` (or `TCPTimeouts.$current.withValue`). A connection captures the read and write
 /// timeouts current when it is made (by `connect` or `accept`), and can change its own with
 /// ``TCPConnection/setTimeouts(read:write:)``. `connect` and `accept` use the values current at their call.
 ///
@@ -44,9 +44,11 @@ public struct TCPTimeouts: Sendable, Hashable {
     /// The timeouts of the current task tree.
     @TaskLocal public static var current = TCPTimeouts.none
 
-    /// Runs `operation` with `timeouts` as the current ones, for it and every task it starts.
-    public static func withValue<T>(_ timeouts: TCPTimeouts, operation: () async throws -> T) async rethrows -> T {
-        try await $current.withValue(timeouts, operation: operation)
+    /// Runs `operation` with `timeouts` as the current ones, for it and every task it starts. `operation` runs
+    /// in the caller's isolation (an actor's state can be used in it, as in `withTaskGroup`).
+    public static func withValue<T>(_ timeouts: TCPTimeouts, isolation: isolated (any Actor)? = #isolation,
+                                    operation: () async throws -> T) async rethrows -> T {
+        try await $current.withValue(timeouts, operation: operation, isolation: isolation)
     }
 }
 
