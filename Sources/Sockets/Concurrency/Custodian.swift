@@ -175,7 +175,7 @@ public func withCustodian<T>(
                     // cancelled scope must still run (cancelled) rather than vanish.
                     while let job = await jobs.next() {
                         switch job {
-                        case .run(let operation): spawned.addTask(operation: operation)
+                        case .run(let operation): spawned.addTask { await operation() }
                         case .cancelAll: spawned.cancelAll()
                         }
                     }
