@@ -16,6 +16,34 @@ final class Gauge: Sendable {
 
 @Suite("serve")
 struct ServeTests {
+    @Test("onError sees each handler's error with its connection, before it is closed; cancellation is not reported")
+    func errorHandler() async throws {
+        struct Refused: Error, Equatable { let line: String }
+        let listener = try await TCPListener(port: 0, host: "127.0.0.1")
+        let reported = LockedState<[String]>([])
+        let server = Task {
+            try await serve(listener, onError: { error, connection in
+                reported.withLock { $0.append("\((error as? Refused)?.line ?? "\(error)")") }
+                // The connection is still open: the client can be told.
+                try? await connection.writeLine("error")
+            }, handler: { connection in
+                guard let line = try await connection.readLine() else { return }
+                if line == "cancel" { throw CancellationError() }
+                throw Refused(line: line)
+            })
+        }
+        for line in ["a", "cancel", "b"] {
+            let client = try await TCPConnection.connect(host: "127.0.0.1", port: listener.port)
+            try await client.writeLine(line)
+            let reply = try await withinTimeLimit(10) { try await client.readLine() }
+            #expect(reply == (line == "cancel" ? nil : "error"))
+            try await client.close()
+        }
+        try await listener.close()
+        try await server.value
+        #expect(reported.withLock { $0 } == ["a", "b"])
+    }
+
     @Test("serves many clients, at most maxConnections at once; a throwing handler ends its connection only")
     func limitsAndFailures() async throws {
         let listener = try await TCPListener(port: 0, host: "127.0.0.1", backlog: 256)

@@ -3,7 +3,7 @@ import Synchronization
 /// A first-come, first-served counting semaphore for tasks: at most `limit` slots taken; ``acquire()`` waits for a
 /// free one, and a task cancelled while it waits leaves the queue and throws `CancellationError`, having taken
 /// nothing; ``waitUntilIdle()`` waits for all to be free. With a limit of 1 it is a lock (a connection's
-/// writers); ``serve(_:maxConnections:gracePeriod:handler:)`` counts connections with it.
+/// writers); ``serve(_:maxConnections:gracePeriod:onError:handler:)`` counts connections with it.
 final class AsyncSemaphore: Sendable {
     private struct State {
         var taken = 0

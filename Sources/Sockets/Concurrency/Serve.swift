@@ -12,6 +12,9 @@
 ///   serves again once descriptors free up; a client that aborted before it was accepted (`ECONNABORTED`) is
 ///   skipped.
 /// - A handler that throws ends its own connection only. Each connection is closed when its handler returns.
+/// - `onError` sees what a handler threw, with its connection, before the connection is closed (to log it, or
+///   to tell the client). Not called for a handler that was cancelled (`serve` stopping) nor for
+///   `CancellationError`. Without it, handler errors are dropped.
 ///
 /// ```swift
 /// let listener = try await TCPListener(port: 8080)
@@ -29,6 +32,7 @@ public func serve(
     _ listener: TCPListener,
     maxConnections: Int = 10_000,
     gracePeriod: Duration = .seconds(10),
+    onError: (@Sendable (_ error: any Error, _ connection: TCPConnection) async -> Void)? = nil,
     handler: @escaping @Sendable (TCPConnection) async throws -> Void
 ) async throws {
     guard maxConnections >= 1 else {
@@ -51,8 +55,10 @@ public func serve(
                 await connection.eventLoop.withExecutorPreference {
                     do {
                         try await handler(connection)
+                    } catch is CancellationError {
                     } catch {
                         // The handler's failure ends its own connection only.
+                        if !Task.isCancelled { await onError?(error, connection) }
                     }
                     try? await connection.close()
                 }

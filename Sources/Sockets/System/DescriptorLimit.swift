@@ -7,7 +7,7 @@ import Glibc
 /// Descriptors are numbered from the lowest free one, and `EMFILE` means no number below `RLIMIT_NOFILE` is
 /// free. Running all the way to the limit is not safe for a Dispatch program on Linux: libdispatch's worker
 /// monitor opens `/proc` files now and then and crashes the process when it cannot. So the accepting loops of
-/// this library (``TCPListener/connections``, ``serve(_:maxConnections:gracePeriod:handler:)``) watch for
+/// this library (``TCPListener/connections``, ``serve(_:maxConnections:gracePeriod:onError:handler:)``) watch for
 /// descriptors numbered within ``reserve`` of the limit; once one is accepted, they accept again only while at
 /// least ``minimumFree`` more descriptors can be opened, and otherwise back off.
 public enum DescriptorLimit {
