@@ -314,6 +314,41 @@ struct UDPTests {
     }
 }
 
+@Suite("Sending slices and other byte collections")
+struct ByteCollectionTests {
+    @Test("UDP sends take slices (range counted from the slice's start) and any other collection of bytes")
+    func udpSlices() async throws {
+        let (a, b, _, portB) = try await boundPair()
+        let bytes: [UInt8] = Array(0..<10)
+        let address = try await b.addresses().local
+        try await a.send(bytes[1...], to: "127.0.0.1", port: portB)
+        try await a.send(bytes[2..<8], range: 1..<3, to: address)
+        #expect(try await a.trySend(bytes[5...], range: 0..<2, to: "127.0.0.1", port: portB))
+        try await a.send(repeatElement(UInt8(9), count: 3), to: address)
+        try await a.send(bytes.reversed()[...], to: address)
+        _ = try await sync(a.sendEvent(bytes[8...], to: "127.0.0.1", port: portB))
+        var received: [[UInt8]] = []
+        for _ in 0..<6 { received.append(try await withinTimeLimit(10) { try await b.receive() }.bytes) }
+        #expect(received == [Array(1..<10), [3, 4], [5, 6], [9, 9, 9], Array((0..<10).reversed()), [8, 9]])
+        let outside = await thrownError { try await a.send(bytes[5...], range: 0..<6, to: address) } as? NetworkError
+        #expect(outside?.code == .invalidArgument)
+        try await a.connect(host: "127.0.0.1", port: portB)
+        try await a.send(bytes[7...])
+        #expect(try await a.trySend(bytes[..<2], range: 1..<2))
+        #expect(try await withinTimeLimit(10) { try await b.receive() }.bytes == [7, 8, 9])
+        #expect(try await withinTimeLimit(10) { try await b.receive() }.bytes == [1])
+    }
+
+    @Test("TCP writes take any collection of bytes")
+    func tcpCollections() async throws {
+        let pair = try await LoopbackPair.make()
+        try await pair.client.write(repeatElement(UInt8(65), count: 3))
+        try await pair.client.write([UInt8]("bc".utf8).reversed())
+        #expect(try await pair.server.read(exactly: 5) == Array("AAAcb".utf8))
+        await pair.close()
+    }
+}
+
 @Suite("UDP multicast in a network namespace")
 struct MulticastNamespaceTests {
     static let insideNamespace = ProcessInfo.processInfo.environment["SOCKETS_MULTICAST_NAMESPACE"] == "1"

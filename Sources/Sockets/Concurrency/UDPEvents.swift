@@ -22,17 +22,19 @@ extension UDPSocket {
 
     /// Ready when the outgoing queue has room; when chosen, sends `bytes[range]` to `host` at `port`. If not
     /// chosen, nothing is sent. Racket: `udp-send-to-evt`.
-    public nonisolated func sendEvent(_ bytes: [UInt8], range: Range<Int>? = nil, to host: String, port: Int)
-        -> Event<Void>
+    public nonisolated func sendEvent(_ bytes: some Collection<UInt8>, range: Range<Int>? = nil, to host: String,
+                                      port: Int) -> Event<Void>
     {
-        Event(attempt: { try await self.trySend(bytes, range: range, to: host, port: port) ? () : nil },
+        let bytes = Array(bytes)
+        return Event(attempt: { try await self.trySend(bytes, range: range, to: host, port: port) ? () : nil },
               wait: { _ = await self.handle.wait(for: .write) })
     }
 
     /// Ready when the outgoing queue has room; when chosen, sends `bytes[range]` to the connected peer. If not
     /// chosen, nothing is sent. Racket: `udp-send-evt`.
-    public nonisolated func sendEvent(_ bytes: [UInt8], range: Range<Int>? = nil) -> Event<Void> {
-        Event(attempt: { try await self.trySend(bytes, range: range) ? () : nil },
+    public nonisolated func sendEvent(_ bytes: some Collection<UInt8>, range: Range<Int>? = nil) -> Event<Void> {
+        let bytes = Array(bytes)
+        return Event(attempt: { try await self.trySend(bytes, range: range) ? () : nil },
               wait: { _ = await self.handle.wait(for: .write) })
     }
 }

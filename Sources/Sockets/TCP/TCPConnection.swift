@@ -676,6 +676,12 @@ public actor TCPConnection {
         try await write(bytes[...])
     }
 
+    /// Writes any collection of bytes, buffered according to ``bufferMode``. `[UInt8]` and `ArraySlice<UInt8>`
+    /// take the overloads above, with no copy; other collections are copied once.
+    public func write(_ bytes: some Collection<UInt8>) async throws {
+        try await write(ArraySlice(bytes))
+    }
+
     /// Writes a string as UTF-8, buffered according to ``bufferMode``. Racket: `write-string`.
     public func write(_ string: String) async throws {
         try await write(Array(string.utf8)[...])

@@ -348,17 +348,23 @@ public actor UDPSocket {
     }
 
     /// Sends `bytes[range]` as one datagram to `host` at `port`, waiting while the outgoing queue is full.
+    /// `bytes` is any collection of bytes (`[UInt8]`, a slice such as `bytes[1...]`, …), sent from where it is
+    /// when its storage is contiguous; `range` counts from its first byte. The same holds for every send.
     /// An unbound socket is bound to an ephemeral port first. Racket: `udp-send-to` (and
     /// `udp-send-to/enable-break`: either the whole datagram is sent or `CancellationError` is thrown).
     /// - Throws: ``NetworkError`` for a connected or closed socket, a bad range or port (before any system
     ///   call), or the system's refusal (`EMSGSIZE` over 65,507 bytes).
-    public func send(_ bytes: [UInt8], range: Range<Int>? = nil, to host: String, port: Int) async throws {
+    public func send(_ bytes: some Collection<UInt8>, range: Range<Int>? = nil, to host: String, port: Int)
+        async throws
+    {
         _ = try await sendTo(bytes, range: range, host: host, port: port, waiting: true)
     }
 
     /// Sends one datagram to an address, waiting while the outgoing queue is full (the fast form of
     /// ``send(_:range:to:port:)``: no name to resolve).
-    public func send(_ bytes: [UInt8], range: Range<Int>? = nil, to address: SocketAddress) async throws {
+    public func send(_ bytes: some Collection<UInt8>, range: Range<Int>? = nil, to address: SocketAddress)
+        async throws
+    {
         let range = try checkRange(range, count: bytes.count, "send to")
         try checkUnconnected("send to", address.description)
         _ = try await transmit(bytes, range, to: address, waiting: true, operation: "send to")
@@ -366,20 +372,22 @@ public actor UDPSocket {
 
     /// Like ``send(_:range:to:port:)`` but never waits: returns `false` when the outgoing queue is full, `true`
     /// when the datagram was queued. Racket: `udp-send-to*`.
-    public func trySend(_ bytes: [UInt8], range: Range<Int>? = nil, to host: String, port: Int) async throws -> Bool {
+    public func trySend(_ bytes: some Collection<UInt8>, range: Range<Int>? = nil, to host: String, port: Int)
+        async throws -> Bool
+    {
         try await sendTo(bytes, range: range, host: host, port: port, waiting: false)
     }
 
     /// Sends `bytes[range]` as one datagram to the connected peer, waiting while the outgoing queue is full.
     /// Racket: `udp-send` (and `udp-send/enable-break`).
     /// - Throws: ``NetworkError`` for an unconnected or closed socket or a bad range.
-    public func send(_ bytes: [UInt8], range: Range<Int>? = nil) async throws {
+    public func send(_ bytes: some Collection<UInt8>, range: Range<Int>? = nil) async throws {
         _ = try await sendConnected(bytes, range: range, waiting: true)
     }
 
     /// Like ``send(_:range:)`` but never waits: returns `false` when the outgoing queue is full.
     /// Racket: `udp-send*`.
-    public func trySend(_ bytes: [UInt8], range: Range<Int>? = nil) async throws -> Bool {
+    public func trySend(_ bytes: some Collection<UInt8>, range: Range<Int>? = nil) async throws -> Bool {
         try await sendConnected(bytes, range: range, waiting: false)
     }
 
@@ -390,7 +398,9 @@ public actor UDPSocket {
         }
     }
 
-    private func sendTo(_ bytes: [UInt8], range: Range<Int>?, host: String, port: Int, waiting: Bool) async throws -> Bool {
+    private func sendTo(_ bytes: some Collection<UInt8>, range: Range<Int>?, host: String, port: Int, waiting: Bool)
+        async throws -> Bool
+    {
         let shown = Resolver.describe(host: host, service: "\(port)")
         let range = try checkRange(range, count: bytes.count, "send to")
         guard (1...65535).contains(port) else {
@@ -402,7 +412,7 @@ public actor UDPSocket {
         return try await transmit(bytes, range, to: address, waiting: waiting, operation: "send to")
     }
 
-    private func sendConnected(_ bytes: [UInt8], range: Range<Int>?, waiting: Bool) async throws -> Bool {
+    private func sendConnected(_ bytes: some Collection<UInt8>, range: Range<Int>?, waiting: Bool) async throws -> Bool {
         let range = try checkRange(range, count: bytes.count, "send")
         try checkOpen("send")
         guard peer != nil else {
@@ -411,17 +421,23 @@ public actor UDPSocket {
         return try await transmit(bytes, range, to: nil, waiting: waiting, operation: "send")
     }
 
-    /// One datagram: `sendto` (atomic: all or nothing), waiting for room when `waiting`.
-    private func transmit(_ bytes: [UInt8], _ range: Range<Int>, to address: SocketAddress?, waiting: Bool,
-                          operation: String) async throws -> Bool {
+    /// One datagram: `sendto` (atomic: all or nothing), waiting for room when `waiting`. `bytes` in contiguous
+    /// storage (`[UInt8]`, `ArraySlice<UInt8>`, …) is sent from where it is; any other collection is copied once.
+    /// `range` counts from the collection's first byte.
+    private func transmit(_ bytes: some Collection<UInt8>, _ range: Range<Int>, to address: SocketAddress?,
+                          waiting: Bool, operation: String) async throws -> Bool {
+        guard bytes.withContiguousStorageIfAvailable({ _ in true }) == true else {
+            return try await transmit(Array(bytes), range, to: address, waiting: waiting, operation: operation)
+        }
         while true {
             try checkOpen(operation)
             if Task.isCancelled { throw CancellationError() }
-            let result: Result<Int, Errno> = bytes.withUnsafeBytes { raw in
-                Result { () throws(Errno) in
+            let result: Result<Int, Errno> = bytes.withContiguousStorageIfAvailable { buffer in
+                let raw = UnsafeRawBufferPointer(buffer)
+                return Result { () throws(Errno) in
                     try SystemSocket.send(handle.descriptor, UnsafeRawBufferPointer(rebasing: raw[range]), to: address)
                 }
-            }
+            }!
             switch result {
             case .success:
                 bound = true
