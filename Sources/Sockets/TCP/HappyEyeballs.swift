@@ -322,7 +322,11 @@ struct ConnectRace {
                     try SystemSocket.setOption(descriptor, SOL_SOCKET, SO_REUSEADDR, 1)
                     try SystemSocket.bind(descriptor, to: local)
                 }
+                let connected = try SystemSocket.connect(descriptor, to: remote)
+                // Registered only once connecting: a socket that has not begun reports itself writable (EPOLLOUT
+                // with EPOLLHUP), an edge that would end the wait below before any handshake.
                 handle = try SocketHandle(descriptor: descriptor)
+                if connected { return .connected(handle) }
             } catch {
                 SystemSocket.close(descriptor)
                 throw error
@@ -330,23 +334,23 @@ struct ConnectRace {
         } catch {
             return .failed(AttemptFailure(errno: error))
         }
-        do throws(Errno) {
-            if try !SystemSocket.connect(handle.descriptor, to: remote) {
-                switch await handle.wait(for: .write, deadline: deadline) {
-                case .ready, .closed: break
-                case .timedOut:
-                    handle.close()
-                    return .timedOut
-                case .cancelled:
-                    handle.close()
-                    return .cancelled
-                }
-                if let errno = SystemSocket.pendingError(handle.descriptor) { throw errno }
+        while true {
+            switch await handle.wait(for: .write, deadline: deadline) {
+            case .ready: break
+            case .closed: return .failed(AttemptFailure(errno: .badFileDescriptor, detail: "closed"))
+            case .timedOut:
+                handle.close()
+                return .timedOut
+            case .cancelled:
+                handle.close()
+                return .cancelled
             }
-            return .connected(handle)
-        } catch {
-            handle.close()
-            return .failed(AttemptFailure(errno: error))
+            if let errno = SystemSocket.pendingError(handle.descriptor) {
+                handle.close()
+                return .failed(AttemptFailure(errno: errno))
+            }
+            // Writable and a peer: connected. Writable without one is an edge from before the handshake: wait on.
+            if (try? SystemSocket.peerAddress(handle.descriptor)) != nil { return .connected(handle) }
         }
     }
 }
