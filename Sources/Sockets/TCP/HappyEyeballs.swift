@@ -153,9 +153,7 @@ struct ConnectRace {
             }
             switch outcome {
             case .connected(let handle): return try TCPConnection.adopt(connected: handle, remote: remote)
-            case .failed(let why):
-                throw NetworkError.system(why.errno, "connect", shown == remote.description ? shown : "\(shown) (\(remote))",
-                                          detail: why.detail)
+            case .failed(let why): throw failure(of: remote, why)
             case .timedOut: throw timedOut()
             case .cancelled: throw CancellationError()
             }
@@ -208,7 +206,7 @@ struct ConnectRace {
             switch event {
             case .resolved(let family, .success(let found)):
                 state.lookupsPending -= 1
-                state.add(found, from: family)
+                state.add(found)
                 if family == .ipv4, state.lookupsPending > 0, state.attempted == 0, strategy.resolutionDelay > .zero {
                     // RFC 8305, 3: the A answer came first; give AAAA a moment before connecting over IPv4.
                     state.waitingForIPv6 = true
@@ -263,22 +261,25 @@ struct ConnectRace {
         }
     }
 
+    /// The error of a connect that tried one address: it reads as a plain `connect(2)`'s.
+    private func failure(of remote: SocketAddress, _ why: AttemptFailure) -> NetworkError {
+        NetworkError.system(why.errno, "connect", shown == remote.description ? shown : "\(shown) (\(remote))",
+                            detail: why.detail)
+    }
+
     private func timedOutError(_ state: RaceState) -> NetworkError {
-        if state.attempted == 0 { return timedOut(" (the name was not resolved yet)") }
+        if state.attempted == 0, state.failures.isEmpty { return timedOut(" (the name was not resolved yet)") }
         let waiting = state.inFlight.map { "\($0): no answer" }
         return timedOut("; tried " + (state.failures + waiting).joined(separator: "; "))
     }
 
     private func everyAddressFailed(_ state: RaceState) -> any Error {
-        guard let last = state.lastFailure else {
+        guard let (remote, why) = state.lastFailure else {
+            // No address to try: every lookup failed (an unknown name fails both; the IPv4 lookup's error is shown).
             return state.resolutionError ?? NetworkError(.resolution(EAI_NONAME), operation: "resolve", address: shown)
         }
-        if state.failures.count == 1, let remote = last.remote {
-            // One address: the error reads as a plain connect's.
-            return NetworkError.system(last.errno, "connect", shown == remote.description ? shown : "\(shown) (\(remote))",
-                                       detail: last.detail)
-        }
-        return NetworkError.system(last.errno, "connect", shown, detail: "tried " + state.failures.joined(separator: "; "))
+        if state.failures.count == 1 { return failure(of: remote, why) }
+        return NetworkError.system(why.errno, "connect", shown, detail: "tried " + state.failures.joined(separator: "; "))
     }
 
     /// Sleeps until `instant`; `false` when cancelled first.
@@ -372,7 +373,7 @@ private struct RaceState {
     var inFlight: [SocketAddress] = []
     /// `address: reason`, for the error when every address fails.
     var failures: [String] = []
-    var lastFailure: (errno: Errno, detail: String?, remote: SocketAddress?)?
+    var lastFailure: (SocketAddress, ConnectRace.AttemptFailure)?
     var resolutionError: (any Error)?
 
     /// The caller's own list is tried in its order; the sequential strategy keeps the resolver's order.
@@ -383,7 +384,7 @@ private struct RaceState {
 
     /// Adds addresses a lookup found. With Happy Eyeballs, the families alternate, IPv6 first, starting with the
     /// family other than the last one tried (RFC 8305, 4).
-    mutating func add(_ found: [SocketAddress], from family: SocketAddress.Family?) {
+    mutating func add(_ found: [SocketAddress]) {
         guard interleaving else {
             queue += found
             return
@@ -410,7 +411,7 @@ private struct RaceState {
     /// Records a failed address; the next one is due at once.
     mutating func fail(_ remote: SocketAddress, _ why: ConnectRace.AttemptFailure) {
         failures.append("\(remote): \(why.detail ?? why.errno.description)")
-        lastFailure = (why.errno, why.detail, remote)
+        lastFailure = (remote, why)
         due = true
     }
 }
