@@ -169,7 +169,7 @@ struct HappyEyeballsTests {
         let summary = result.stdout.last { $0.contains("Test run with") } ?? result.stderr
         let failures = result.stdout.filter { $0.contains("✘") || $0.contains("recorded an issue") }
         #expect(result.status == 0, "\(summary)\n\(failures.joined(separator: "\n"))")
-        #expect(summary.contains("5 tests") && summary.contains("passed"), "\(summary)")
+        #expect(summary.contains("6 tests") && summary.contains("passed"), "\(summary)")
     }
 }
 
@@ -301,5 +301,43 @@ struct HappyEyeballsNamespaceTests {
         let result = await race.result
         #expect(result.failure is CancellationError)
         #expect(descriptorCountOfProcess() == before)
+    }
+
+    @Test("100 races cancelled at random moments: a connection or CancellationError, and no descriptor left behind",
+          .enabled(if: inside))
+    func cancelledAtRandom() async throws {
+        let listener = try await TCPListener(port: 0, host: "127.0.0.1")
+        let before = descriptorCountOfProcess()
+        // Two dead addresses, then the live one: with a 20 ms attempt delay it wins after about 40 ms, so
+        // cancelling within 0...80 ms lands before, during and after the race is decided.
+        let addresses = [SocketAddress(numericHost: Self.deadIPv6, port: listener.port)!,
+                         SocketAddress(numericHost: Self.deadIPv4[0], port: listener.port)!,
+                         SocketAddress(numericHost: "127.0.0.1", port: listener.port)!]
+        var connected = 0
+        var cancelled = 0
+        for _ in 0..<100 {
+            let race = Task {
+                try await TCPConnection.connect(to: addresses, timeout: .seconds(10),
+                                                strategy: .happyEyeballs(attemptDelay: .milliseconds(20)))
+            }
+            try await Task.sleep(for: .microseconds(Int.random(in: 0...80_000)))
+            race.cancel()
+            switch await race.result {
+            case .success(let connection):
+                connected += 1
+                try await connection.close()
+            case .failure(let error):
+                #expect(error is CancellationError, "\(error)")
+                cancelled += 1
+            }
+            // Accept whatever connected (a winner, or a loser closed since): the listener's backlog stays short.
+            for _ in 0..<addresses.count {
+                guard let accepted = try await listener.tryAccept() else { break }
+                try await accepted.close()
+            }
+        }
+        #expect(connected + cancelled == 100)
+        #expect(descriptorCountOfProcess() == before)
+        try await listener.close()
     }
 }
