@@ -116,17 +116,20 @@ struct HappyEyeballsTests {
         try await connection.close()
         try await listener.close()
         #expect(ConnectStrategy.current == .happyEyeballs)
-        #expect(ConnectStrategy.happyEyeballs.description == "happy eyeballs (attempt delay 0.25 s, resolution delay 0.05 s)")
+        #expect(ConnectStrategy.happyEyeballs.description
+            == "happy eyeballs (attempt delay 0.25 s, resolution delay 0.05 s)")
     }
 
-    static let canMakeNamespace = getuid() == 0 && ["unshare", "ip", "nft", "mount"].allSatisfy(ExternalProcess.isInstalled)
+    static let canMakeNamespace = getuid() == 0
+        && ["unshare", "ip", "nft", "mount"].allSatisfy(ExternalProcess.isInstalled)
 
     @Test("runs the Happy Eyeballs tests in a network namespace of its own, with dead addresses and a dead resolver",
           .enabled(if: !HappyEyeballsNamespaceTests.inside && canMakeNamespace,
                    "needs root, unshare, mount, ip and nft to make a network namespace"))
     func namespace() async throws {
         // The namespace's own /etc/hosts, resolver and name service order, bind-mounted in its mount namespace.
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sockets-he-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        let directory = FileManager.default.temporaryDirectory
+            .appendingPathComponent("sockets-he-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let files = [

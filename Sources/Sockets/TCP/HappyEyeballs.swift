@@ -35,7 +35,8 @@ public struct ConnectStrategy: Sendable, Hashable, CustomStringConvertible {
     public let resolutionDelay: Duration
 
     /// Happy Eyeballs v2 with RFC 8305's delays: 250 ms between attempts, 50 ms for the IPv6 answer.
-    public static let happyEyeballs = ConnectStrategy(attemptDelay: .milliseconds(250), resolutionDelay: .milliseconds(50))
+    public static let happyEyeballs = ConnectStrategy(attemptDelay: .milliseconds(250),
+                                                      resolutionDelay: .milliseconds(50))
 
     /// Happy Eyeballs v2 with other delays. RFC 8305 advises an attempt delay of at least 100 ms (never under
     /// 10 ms); zero starts every attempt at once. A negative delay makes `connect` throw
@@ -152,7 +153,7 @@ struct ConnectRace {
                 AttemptOutcome.failed(Self.noLocalAddress)
             }
             switch outcome {
-            case .connected(let handle): return try TCPConnection.adopt(connected: handle, remote: remote)
+            case .connected(let handle): return try adopt(handle, remote)
             case .failed(let why): throw failure(of: remote, why)
             case .timedOut: throw timedOut()
             case .cancelled: throw CancellationError()
@@ -175,8 +176,8 @@ struct ConnectRace {
                 for family in families {
                     group.addTask {
                         do {
-                            return .resolved(family, .success(
-                                try await Resolver.resolve(host: host, service: service, kind: .stream, family: family)))
+                            let found = try await Resolver.resolve(host: host, service: service, family: family)
+                            return .resolved(family, .success(found))
                         } catch {
                             return .resolved(family, .failure(error))
                         }
@@ -195,7 +196,12 @@ struct ConnectRace {
             return result
         }
         let (handle, remote) = try outcome.get()
-        return try TCPConnection.adopt(connected: handle, remote: remote)
+        return try adopt(handle, remote)
+    }
+
+    /// The connection of the winning attempt, registered with the current custodian.
+    private func adopt(_ handle: SocketHandle, _ remote: SocketAddress) throws -> TCPConnection {
+        try TCPConnection.adopt(handle: handle, peer: remote, operation: "connect", custodian: Custodian.current)
     }
 
     /// The race's loop: starts what is due, handles each event, until the race is decided.
@@ -279,7 +285,8 @@ struct ConnectRace {
             return state.resolutionError ?? NetworkError(.resolution(EAI_NONAME), operation: "resolve", address: shown)
         }
         if state.failures.count == 1 { return failure(of: remote, why) }
-        return NetworkError.system(why.errno, "connect", shown, detail: "tried " + state.failures.joined(separator: "; "))
+        return NetworkError.system(why.errno, "connect", shown,
+                                   detail: "tried " + state.failures.joined(separator: "; "))
     }
 
     /// Sleeps until `instant`; `false` when cancelled first.
@@ -314,7 +321,8 @@ struct ConnectRace {
 
     /// One connection attempt, from `local` when given, waiting until `deadline` (in a race: until cancelled).
     /// Every outcome but `connected` has closed its socket.
-    static func attempt(_ remote: SocketAddress, from local: SocketAddress?, deadline: DispatchTime?) async -> AttemptOutcome {
+    static func attempt(_ remote: SocketAddress, from local: SocketAddress?,
+                        deadline: DispatchTime?) async -> AttemptOutcome {
         let handle: SocketHandle
         do throws(Errno) {
             let descriptor = try SystemSocket.open(family: remote.family, kind: .stream)

@@ -1,8 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
-import Dispatch
-
 // MARK: Connecting
 
 extension TCPConnection {
@@ -103,14 +98,5 @@ extension TCPConnection {
             throw NetworkError.invalid("connect", shown, "port \(bad.port) of \(bad) is outside 1...65535")
         }
         return try await ConnectRace(shown: shown, timeout: timeout, strategy: strategy).connect(to: addresses)
-    }
-
-    /// The connection made of a race's winner: Nagle's algorithm off, registered with the current custodian
-    /// (closed, and ``NetworkError/Code/custodianShutDown`` thrown, when that custodian is shut down).
-    static func adopt(connected handle: SocketHandle, remote: SocketAddress) throws -> TCPConnection {
-        try? SystemSocket.setOption(handle.descriptor, Int32(IPPROTO_TCP), TCP_NODELAY, 1)
-        let local = (try? SystemSocket.localAddress(handle.descriptor)) ?? nil
-        return try TCPConnection(handle: handle, local: local ?? .any(remote.family, port: 0), remote: remote,
-                                 custodian: Custodian.current).registered("connect")
     }
 }

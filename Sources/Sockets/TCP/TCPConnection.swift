@@ -113,16 +113,24 @@ public actor TCPConnection {
         } catch {
             throw NetworkError.system(error, operation, peer?.description)
         }
+        return try adopt(handle: handle, peer: peer, operation: operation, custodian: custodian)
+    }
+
+    /// Wraps a connected socket's handle: turns Nagle's algorithm off and registers the connection with
+    /// `custodian` (closed, and ``NetworkError/Code/custodianShutDown`` thrown, when it is shut down).
+    static func adopt(handle: SocketHandle, peer: SocketAddress?, operation: String,
+                      custodian: Custodian?) throws -> TCPConnection {
+        let descriptor = handle.descriptor
         try? SystemSocket.setOption(descriptor, Int32(IPPROTO_TCP), TCP_NODELAY, 1)
         let local = (try? SystemSocket.localAddress(descriptor)) ?? nil
         let remote = peer ?? ((try? SystemSocket.peerAddress(descriptor)) ?? nil)
-        let unknown = SocketAddress.any(.ipv4, port: 0)
+        let unknown = SocketAddress.any(remote?.family ?? .ipv4, port: 0)
         return try TCPConnection(handle: handle, local: local ?? unknown, remote: remote ?? unknown, custodian: custodian)
             .registered(operation)
     }
 
     /// Registers the new connection with its custodian; closes it and throws when the custodian is shut down.
-    nonisolated func registered(_ operation: String) throws -> TCPConnection {
+    private nonisolated func registered(_ operation: String) throws -> TCPConnection {
         guard let custodian, !custodian.register(self) else { return self }
         handle.close()
         throw NetworkError(.custodianShutDown, operation: operation, address: remoteAddress.description)
