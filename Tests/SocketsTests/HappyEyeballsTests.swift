@@ -140,6 +140,10 @@ struct HappyEyeballsTests {
                 127.0.0.1 dual.test
                 \(HappyEyeballsNamespaceTests.deadIPv4[0]) dead.test
                 127.0.0.1 v4only.test
+                \(HappyEyeballsNamespaceTests.deadIPv4[0]) many.test
+                \(HappyEyeballsNamespaceTests.deadIPv4[1]) many.test
+                \(HappyEyeballsNamespaceTests.deadIPv6) many.test
+                \(HappyEyeballsNamespaceTests.otherDeadIPv6) many.test
 
                 """,
             // Queries for names not in hosts go to an address whose packets are dropped: each takes 5 s.
@@ -164,7 +168,8 @@ struct HappyEyeballsTests {
         let setup = "mount --bind \(d)/hosts /etc/hosts && mount --bind \(d)/resolv.conf /etc/resolv.conf && "
             + "mount --bind \(d)/nsswitch.conf /etc/nsswitch.conf && ip link set lo up && "
             + "ip addr add 192.0.2.1/32 dev lo && ip addr add 192.0.2.2/32 dev lo && ip addr add 192.0.2.53/32 dev lo && "
-            + "ip addr add \(HappyEyeballsNamespaceTests.deadIPv6)/128 dev lo && nft -f \(d)/rules.nft && "
+            + "ip addr add \(HappyEyeballsNamespaceTests.deadIPv6)/128 dev lo && "
+            + "ip addr add \(HappyEyeballsNamespaceTests.otherDeadIPv6)/128 dev lo && nft -f \(d)/rules.nft && "
             + "SOCKETS_HAPPY_EYEBALLS_NAMESPACE=1 exec \"$0\" --testing-library swift-testing "
             + "--filter HappyEyeballsNamespaceTests"
         let result = try await ExternalProcess.run("unshare", ["-n", "-m", "sh", "-c", setup, CommandLine.arguments[0]],
@@ -172,7 +177,7 @@ struct HappyEyeballsTests {
         let summary = result.stdout.last { $0.contains("Test run with") } ?? result.stderr
         let failures = result.stdout.filter { $0.contains("✘") || $0.contains("recorded an issue") }
         #expect(result.status == 0, "\(summary)\n\(failures.joined(separator: "\n"))")
-        #expect(summary.contains("6 tests") && summary.contains("passed"), "\(summary)")
+        #expect(summary.contains("7 tests") && summary.contains("passed"), "\(summary)")
     }
 }
 
@@ -184,6 +189,7 @@ struct HappyEyeballsTests {
 struct HappyEyeballsNamespaceTests {
     static let inside = ProcessInfo.processInfo.environment["SOCKETS_HAPPY_EYEBALLS_NAMESPACE"] == "1"
     static let deadIPv6 = "2001:db8::dead"
+    static let otherDeadIPv6 = "2001:db8::beef"
     static let deadIPv4 = ["192.0.2.1", "192.0.2.2"]
 
     @Test("a dead IPv6 and a live IPv4 address: connects in about the attempt delay; sequentially, times out",
@@ -242,6 +248,26 @@ struct HappyEyeballsNamespaceTests {
         elapsed = seconds(since: start)
         #expect(single?.description == "connect to \(Self.deadIPv4[1]):80 failed: timed out: no connection within 0.5 s")
         #expect(elapsed >= 0.4 && elapsed < 2.5, "timed out after \(elapsed) s")
+    }
+
+    @Test("the families alternate, IPv6 first, one attempt delay apart; sequentially, the resolver's order",
+          .enabled(if: inside))
+    func familiesInterleaved() async throws {
+        // many.test lists two IPv4 addresses, then two IPv6 ones: all dead. Four attempts start within the deadline.
+        let error = await thrownError {
+            _ = try await TCPConnection.connect(host: "many.test", port: 80, timeout: .milliseconds(1200),
+                                                strategy: .happyEyeballs(attemptDelay: .milliseconds(200)))
+        } as? NetworkError
+        #expect(error?.code == .timedOut)
+        #expect(error?.detail == "no connection within 1.2 s; tried [\(Self.deadIPv6)]:80: no answer; "
+            + "\(Self.deadIPv4[0]):80: no answer; [\(Self.otherDeadIPv6)]:80: no answer; \(Self.deadIPv4[1]):80: no answer")
+        // The sequential order is the resolver's, and stays on its first address.
+        let order = try await Resolver.resolve(host: "many.test", service: "80")
+        let sequential = await thrownError {
+            _ = try await TCPConnection.connect(host: "many.test", port: 80, timeout: .milliseconds(500),
+                                                strategy: .sequential)
+        } as? NetworkError
+        #expect(sequential?.detail == "no connection within 0.5 s; tried \(order[0]): no answer")
     }
 
     @Test("a resolver slower than the deadline: the deadline error on time; abandoned lookups leak no descriptor",
