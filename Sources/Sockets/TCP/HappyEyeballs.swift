@@ -3,8 +3,8 @@ import Glibc
 #endif
 import Dispatch
 
-/// How `connect` tries the addresses of a name: Happy Eyeballs v2 (RFC 8305), the default, or one after
-/// another, as Racket's `tcp-connect` does.
+/// Racket's `tcp-connect` address order, made a choice: how `connect` tries the addresses of a name, Happy
+/// Eyeballs v2 (RFC 8305) by default, or one after another, as `tcp-connect` does (``sequential``).
 ///
 /// Racket's `tcp-connect` (and CHICKEN's, and MIT Scheme's `open-tcp-stream-socket`) try a host's addresses in
 /// the resolver's order, each until it fails: ``sequential``. An address that drops packets then costs a whole
