@@ -10,6 +10,7 @@ let package = Package(
         .executable(name: "nio-classic-echo", targets: ["NIOClassicEcho"]),
         .executable(name: "nio-async-echo", targets: ["NIOAsyncEcho"]),
         .executable(name: "flyingsocks-echo", targets: ["FlyingSocksEcho"]),
+        .executable(name: "connect-race", targets: ["ConnectRace"]),
     ],
     dependencies: [
         .package(name: "Sockets", path: ".."),
@@ -45,6 +46,17 @@ let package = Package(
             dependencies: [
                 "BenchSupport",
                 .product(name: "FlyingSocks", package: "FlyingFox"),
+            ],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        // Connect latency to a name with a dead and a live address: Sockets beside NIO's ClientBootstrap.
+        .executableTarget(
+            name: "ConnectRace",
+            dependencies: [
+                "BenchSupport",
+                .product(name: "Sockets", package: "Sockets"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),

@@ -5,7 +5,7 @@ import Dispatch
 
 /// A TCP connection: Racket's pair of an input port and an output port, as one actor with two halves.
 ///
-/// Make one with ``connect(host:port:localHost:localPort:timeout:)`` (Racket: `tcp-connect`) or accept one with
+/// Make one with ``connect(host:port:localHost:localPort:timeout:strategy:)`` (Racket: `tcp-connect`) or accept one with
 /// ``TCPListener/accept()`` (Racket: `tcp-accept`).
 ///
 /// - **Input half**: ``read(upTo:)``, ``read(exactly:)``, ``read(into:range:)``, ``readLine(ending:maxLength:)``,
@@ -116,10 +116,18 @@ public actor TCPConnection {
         } catch {
             throw NetworkError.system(error, operation, peer?.description)
         }
+        return try adopt(handle: handle, peer: peer, operation: operation, custodian: custodian)
+    }
+
+    /// Wraps a connected socket's handle: turns Nagle's algorithm off and registers the connection with
+    /// `custodian` (closed, and ``NetworkError/Code/custodianShutDown`` thrown, when it is shut down).
+    static func adopt(handle: SocketHandle, peer: SocketAddress?, operation: String,
+                      custodian: Custodian?) throws -> TCPConnection {
+        let descriptor = handle.descriptor
         try? SystemSocket.setOption(descriptor, Int32(IPPROTO_TCP), TCP_NODELAY, 1)
         let local = (try? SystemSocket.localAddress(descriptor)) ?? nil
         let remote = peer ?? ((try? SystemSocket.peerAddress(descriptor)) ?? nil)
-        let unknown = SocketAddress.any(.ipv4, port: 0)
+        let unknown = SocketAddress.any(remote?.family ?? .ipv4, port: 0)
         return try TCPConnection(handle: handle, local: local ?? unknown, remote: remote ?? unknown, custodian: custodian)
             .registered(operation)
     }
@@ -129,128 +137,6 @@ public actor TCPConnection {
         guard let custodian, !custodian.register(self) else { return self }
         handle.close()
         throw NetworkError(.custodianShutDown, operation: operation, address: remoteAddress.description)
-    }
-
-    // MARK: Connecting
-
-    /// Connects to `host` at `port`, trying every address the host resolves to, in turn, until one connects.
-    ///
-    /// Racket: `tcp-connect` (and `tcp-connect/enable-break`: cancellation either returns a connection or
-    /// throws `CancellationError`, never both). CHICKEN: `tcp-connect` with `tcp-connect-timeout`.
-    ///
-    /// - Parameters:
-    ///   - host: a name or numeric address (`"localhost"`, `"127.0.0.1"`, `"::1"`).
-    ///   - port: 1...65535.
-    ///   - localHost: the local address to connect from; needs `localPort`.
-    ///   - localPort: the local port to connect from (1...65535); alone, the address is chosen automatically.
-    ///   - timeout: the longest wait for the whole attempt. Default: ``TCPTimeouts/current``'s `connect`.
-    /// - Throws: ``NetworkError``: an invalid argument (before any system call), a resolution failure, or the
-    ///   failure of every address (all listed in the text), or a timeout.
-    public static func connect(host: String, port: Int, localHost: String? = nil, localPort: Int? = nil,
-                               timeout: Duration? = TCPTimeouts.current.connect) async throws -> TCPConnection {
-        guard (1...65535).contains(port) else {
-            throw NetworkError.invalid("connect", Resolver.describe(host: host, service: "\(port)"),
-                                       "port \(port) is outside 1...65535")
-        }
-        return try await connect(host: host, service: String(port), localHost: localHost, localPort: localPort,
-                                 timeout: timeout)
-    }
-
-    /// Connects to `"host:port"`, `"host:service"` or `"[v6-address]:port"` (CHICKEN's one-argument
-    /// `tcp-connect`; the service is a number or a name such as `"http"`).
-    public static func connect(to endpoint: String,
-                               timeout: Duration? = TCPTimeouts.current.connect) async throws -> TCPConnection {
-        let parsed = try Endpoint(parsing: endpoint)
-        return try await connect(host: parsed.host, service: parsed.service, timeout: timeout)
-    }
-
-    /// Connects to `host` at a service given as a port number or a name (`"http"`, `"www"`), as MIT Scheme's
-    /// `open-tcp-stream-socket` does.
-    public static func connect(host: String, service: String, localHost: String? = nil, localPort: Int? = nil,
-                               timeout: Duration? = TCPTimeouts.current.connect) async throws -> TCPConnection {
-        let shown = Resolver.describe(host: host, service: service)
-        try Resolver.validate(host: host, operation: "connect", shown: shown)
-        if let port = Int(service), !(1...65535).contains(port) {
-            throw NetworkError.invalid("connect", shown, "port \(port) is outside 1...65535")
-        }
-        if localHost != nil, localPort == nil {
-            throw NetworkError.invalid("connect", shown, "a local host needs a local port")
-        }
-        if let localPort, !(1...65535).contains(localPort) {
-            throw NetworkError.invalid("connect", shown, "local port \(localPort) is outside 1...65535")
-        }
-        if let timeout, timeout < .zero {
-            throw NetworkError.invalid("connect", shown, "the timeout is negative")
-        }
-        let deadline = timeout?.deadlineFromNow
-        let remotes = try await Resolver.resolve(host: host, service: service, kind: .stream)
-        var locals: [SocketAddress] = []
-        if let localPort {
-            if let localHost {
-                locals = try await Resolver.resolve(host: localHost, service: String(localPort), kind: .stream,
-                                                    passive: true)
-            } else {
-                locals = [.any(.ipv4, port: localPort), .any(.ipv6, port: localPort)]
-            }
-        }
-        var failures: [String] = []
-        var lastErrno = Errno.connectionRefused
-        for remote in remotes {
-            try Task.checkCancellation()
-            let local = locals.first { $0.family == remote.family }
-            if localPort != nil, local == nil {
-                failures.append("\(remote): no local address of its family")
-                continue
-            }
-            do {
-                return try await attempt(remote, from: local, deadline: deadline, timeout: timeout, shown: shown)
-            } catch let errno as Errno {
-                lastErrno = errno
-                failures.append("\(remote): \(errno)")
-            }
-        }
-        if remotes.count == 1, let remote = remotes.first, failures.count == 1 {
-            throw NetworkError.system(lastErrno, "connect", shown == remote.description ? shown : "\(shown) (\(remote))")
-        }
-        throw NetworkError.system(lastErrno, "connect", shown, detail: "tried " + failures.joined(separator: "; "))
-    }
-
-    /// One connection attempt. Throws `Errno` for a failure of this address (the caller tries the next),
-    /// `NetworkError` for a timeout and `CancellationError` for cancellation (both end the whole connect).
-    private static func attempt(_ remote: SocketAddress, from local: SocketAddress?, deadline: DispatchTime?,
-                                timeout: Duration?, shown: String) async throws -> TCPConnection {
-        let descriptor = try SystemSocket.open(family: remote.family, kind: .stream)
-        let handle: SocketHandle
-        do {
-            if let local {
-                try SystemSocket.setOption(descriptor, SOL_SOCKET, SO_REUSEADDR, 1)
-                try SystemSocket.bind(descriptor, to: local)
-            }
-            handle = try SocketHandle(descriptor: descriptor)
-        } catch {
-            SystemSocket.close(descriptor)
-            throw error
-        }
-        do {
-            if try !SystemSocket.connect(descriptor, to: remote) {
-                switch await handle.wait(for: .write, deadline: deadline) {
-                case .ready, .closed: break
-                case .timedOut:
-                    throw NetworkError(.timedOut, operation: "connect", address: shown,
-                                       detail: "no connection within \(timeout?.shortDescription ?? "its timeout")")
-                case .cancelled:
-                    throw CancellationError()
-                }
-                if let errno = SystemSocket.pendingError(descriptor) { throw errno }
-            }
-        } catch {
-            handle.close()
-            throw error
-        }
-        try? SystemSocket.setOption(descriptor, Int32(IPPROTO_TCP), TCP_NODELAY, 1)
-        let localAddress = (try? SystemSocket.localAddress(descriptor)) ?? nil
-        return try TCPConnection(handle: handle, local: localAddress ?? .any(remote.family, port: 0), remote: remote,
-                                 custodian: Custodian.current).registered("connect")
     }
 
     // MARK: Addresses and options

@@ -22,7 +22,8 @@ public struct TCPTimeouts: Sendable, Hashable {
     public var read: Duration?
     /// The longest wait for the peer to take output. CHICKEN: `tcp-write-timeout`.
     public var write: Duration?
-    /// The longest wait for a connection to be established. CHICKEN: `tcp-connect-timeout`.
+    /// The longest wait for a connection to be established: one deadline for the whole connect, name resolution
+    /// and every address tried included. CHICKEN: `tcp-connect-timeout`.
     public var connect: Duration?
     /// The longest wait in `accept`. CHICKEN: `tcp-accept-timeout`.
     public var accept: Duration?
