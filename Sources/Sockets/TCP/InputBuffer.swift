@@ -49,6 +49,11 @@ struct InputBuffer {
         storage.withUnsafeBytes { body(UnsafeRawBufferPointer(rebasing: $0[start..<end])) }
     }
 
+    /// Copies the first `count` unread bytes, leaving them unread.
+    func peek(_ count: Int) -> [UInt8] {
+        Array(storage[start..<(start + count)])
+    }
+
     /// Removes and returns the first `count` unread bytes.
     mutating func take(_ count: Int) -> [UInt8] {
         let bytes = Array(storage[start..<(start + count)])

@@ -243,7 +243,10 @@ public actor TCPConnection {
 
     // MARK: Reading
 
+    /// Every read of the input starts here: it settles the lease out to a `bytes` or `lines` iterator, if any,
+    /// so the bytes that iterator took are gone and the rest are this read's.
     private func checkReadable(_ operation: String) throws {
+        settleLease()
         if inputClosed { throw closedError(operation, .read) }
     }
 
@@ -519,6 +522,7 @@ public actor TCPConnection {
     public func closeInput() {
         guard !inputClosed else { return }
         inputClosed = true
+        settleLease()
         input.removeAll()
         handle.interrupt(.read)
         if outputClosed { closeDescriptor() }
@@ -710,70 +714,51 @@ public actor TCPConnection {
         defer {
             inputClosed = true
             outputClosed = true
-            input.removeAll()
+            settleLease()
+        input.removeAll()
             output = []
             closeDescriptor()
         }
         if !outputClosed, !handle.isClosed { try await flushForClose() }
     }
 
-    // MARK: Sequences
+    // MARK: Lending input to the sequences
 
-    /// The lines of the input, until end-of-file (``readLine(ending:maxLength:)`` with ``LineEnding/any`` and
-    /// ``defaultMaximumLineLength``).
-    ///
-    /// ```swift
-    /// for try await line in connection.lines { print(line) }
-    /// ```
-    public nonisolated var lines: Lines { Lines(connection: self, ending: .any, maxLength: Self.defaultMaximumLineLength) }
+    /// Buffered input lent to a ``bytes`` or ``lines`` iterator (see `ReadLease`).
+    nonisolated let lease = ReadLease()
+    /// The number of the lease out; 0 when none is.
+    private var leaseNumber: UInt32 = 0
+    private var lastLeaseNumber: UInt32 = 0
 
-    /// The lines of the input, until end-of-file, each read with ``readLine(ending:maxLength:)``: a line longer
-    /// than `maxLength` ends the iteration with ``NetworkError/Code/lineTooLong``.
-    public nonisolated func lines(ending: LineEnding = .any,
-                                  maxLength: Int = TCPConnection.defaultMaximumLineLength) -> Lines {
-        Lines(connection: self, ending: ending, maxLength: maxLength)
+    /// Ends the lease out, if any: drops the bytes its iterator took, and revokes the rest.
+    private func settleLease() {
+        guard leaseNumber != 0 else { return }
+        input.drop(lease.settle(leaseNumber))
+        leaseNumber = 0
     }
 
-    /// The bytes of the input, one at a time, until end-of-file. Each comes from the connection's buffer, so
-    /// leaving the loop early loses nothing: the rest is there for the next read.
-    public nonisolated var bytes: Bytes { Bytes(connection: self) }
-
-    /// The lines of a connection's input, as an `AsyncSequence`.
-    public struct Lines: AsyncSequence, Sendable {
-        public typealias Element = String
-        let connection: TCPConnection
-        let ending: LineEnding
-        let maxLength: Int
-
-        /// Makes the iterator.
-        public func makeAsyncIterator() -> Iterator { Iterator(connection: connection, ending: ending, maxLength: maxLength) }
-
-        /// Reads the next line.
-        public struct Iterator: AsyncIteratorProtocol {
-            let connection: TCPConnection
-            let ending: LineEnding
-            let maxLength: Int
-            /// The next line, or `nil` at end-of-file.
-            public mutating func next() async throws -> String? {
-                try await connection.readLine(ending: ending, maxLength: maxLength)
-            }
-        }
+    /// Lends the first buffered bytes, at most `maxCount`, to an iterator; they stay buffered.
+    private func lend(upTo maxCount: Int) -> ReadLease.Loan {
+        settleLease()
+        lastLeaseNumber = lastLeaseNumber == .max ? 1 : lastLeaseNumber + 1
+        leaseNumber = lastLeaseNumber
+        lease.start(leaseNumber)
+        return ReadLease.Loan(number: leaseNumber, bytes: input.peek(min(maxCount, input.count)))
     }
 
-    /// The bytes of a connection's input, as an `AsyncSequence`.
-    public struct Bytes: AsyncSequence, Sendable {
-        public typealias Element = UInt8
-        let connection: TCPConnection
+    /// For ``Bytes``: lends up to `maxCount` bytes, waiting for at least one; `nil` at end-of-file.
+    func lendBytes(upTo maxCount: Int) async throws -> ReadLease.Loan? {
+        try checkReadable("read")
+        skippingLine = nil
+        if input.isEmpty, try await !fill("read") { return nil }
+        return lend(upTo: maxCount)
+    }
 
-        /// Makes the iterator.
-        public func makeAsyncIterator() -> Iterator { Iterator(connection: connection) }
-
-        /// Reads the next byte.
-        public struct Iterator: AsyncIteratorProtocol {
-            let connection: TCPConnection
-            /// The next byte, or `nil` at end-of-file.
-            public mutating func next() async throws -> UInt8? { try await connection.readByte() }
-        }
+    /// For ``Lines``: reads a line as ``readLineBytes(ending:maxLength:)`` does, and lends what is buffered
+    /// after it (up to 64 KiB).
+    func readLineAndLend(ending: LineEnding, maxLength: Int) async throws -> (line: [UInt8]?, loan: ReadLease.Loan?) {
+        let line = try await readLineBytes(ending: ending, maxLength: maxLength)
+        return (line, line == nil || input.isEmpty ? nil : lend(upTo: 65536))
     }
 }
 
@@ -783,6 +768,7 @@ extension TCPConnection: CustodianManaged {
         if !outputClosed, !output.isEmpty, !handle.isClosed { sendBufferedWithoutWaiting() }
         inputClosed = true
         outputClosed = true
+        settleLease()
         input.removeAll()
         output = []
         handle.close()
