@@ -68,7 +68,7 @@ enum SystemSocket {
                 try retrying { Glibc.connect(fd, pointer, length) }
             }
             return true
-        } catch .inProgress {
+        } catch .nowInProgress {
             return false
         }
     }

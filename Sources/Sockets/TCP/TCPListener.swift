@@ -240,7 +240,7 @@ public actor TCPListener {
                 } catch let errno as Errno {
                     if errno == .wouldBlock { break }
                     // The client gave up between SYN and accept: nothing to hand out, try the next.
-                    if errno == .connectionAborted { continue }
+                    if errno == .connectionAbort { continue }
                     throw NetworkError.system(errno, "accept", shownAddress)
                 }
             }
