@@ -7,6 +7,8 @@
 // prints `echo-server listening on HOST:PORT` once it accepts, and exits 0 on SIGINT or SIGTERM.
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 import Dispatch
 import Sockets

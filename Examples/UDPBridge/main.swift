@@ -8,6 +8,8 @@
 // or the idle timeout (the client is then dropped). Prints `udp-bridge listening on 127.0.0.1:PORT`.
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 import Sockets
 

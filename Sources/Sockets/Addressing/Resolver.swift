@@ -1,3 +1,4 @@
+#if SOCKETS_PLATFORM_SUPPORTED
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -159,3 +160,4 @@ public enum Resolver {
         return .success(addresses)
     }
 }
+#endif

@@ -1,3 +1,4 @@
+#if SOCKETS_PLATFORM_SUPPORTED
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -276,3 +277,4 @@ extension Errno {
     @available(*, deprecated, renamed: "notSocket")
     public static var notASocket: Errno { notSocket }
 }
+#endif

@@ -1,3 +1,4 @@
+#if SOCKETS_PLATFORM_SUPPORTED
 /// The error every failing network operation of this library throws (besides `CancellationError`).
 ///
 /// Racket raises `exn:fail:network` for what the network did and `exn:fail:contract` for bad
@@ -148,3 +149,4 @@ public struct NetworkError: Error, Sendable, Hashable, CustomStringConvertible {
         NetworkError(.closed, operation: operation, address: address, detail: what)
     }
 }
+#endif

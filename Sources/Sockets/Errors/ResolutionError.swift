@@ -1,3 +1,4 @@
+#if SOCKETS_PLATFORM_SUPPORTED
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -81,3 +82,4 @@ public struct ResolutionError: RawRepresentable, Hashable, Sendable, CustomStrin
     /// The resolver's text and the symbolic name, such as `Name or service not known (EAI_NONAME)`.
     public var description: String { "\(String(cString: gai_strerror(rawValue))) (\(name))" }
 }
+#endif

@@ -1,3 +1,4 @@
+#if SOCKETS_PLATFORM_SUPPORTED
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -233,3 +234,4 @@ final class SocketHandle: Sendable {
         return true
     }
 }
+#endif

@@ -1,3 +1,4 @@
+#if SOCKETS_PLATFORM_SUPPORTED
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -168,3 +169,4 @@ enum SystemSocket {
         return poll(&entry, 1, 0) > 0 && entry.revents != 0
     }
 }
+#endif

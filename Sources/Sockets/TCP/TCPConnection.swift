@@ -1,3 +1,4 @@
+#if SOCKETS_PLATFORM_SUPPORTED
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -775,3 +776,4 @@ extension TCPConnection: CustodianManaged {
         handle.close()
     }
 }
+#endif

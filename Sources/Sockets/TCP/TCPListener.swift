@@ -1,5 +1,8 @@
+#if SOCKETS_PLATFORM_SUPPORTED
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 import Dispatch
 
@@ -351,3 +354,4 @@ extension TCPListener: CustodianManaged {
         handle.close()
     }
 }
+#endif
