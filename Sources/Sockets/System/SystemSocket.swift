@@ -120,6 +120,11 @@ enum SystemSocket {
         _ = try retrying { Glibc.shutdown(fd, Int32(writing ? SHUT_WR : SHUT_RD)) }
     }
 
+    /// Makes an IPv6 socket IPv6 only (`IPV6_V6ONLY`), so that an IPv4 socket can take the same port.
+    static func setIPv6Only(_ fd: Int32) throws(Errno) {
+        try setOption(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, 1)
+    }
+
     static func setOption(_ fd: Int32, _ level: Int32, _ name: Int32, _ value: Int32) throws(Errno) {
         var value = value
         _ = try retrying { setsockopt(fd, level, name, &value, socklen_t(MemoryLayout<Int32>.size)) }

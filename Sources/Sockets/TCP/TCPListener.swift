@@ -142,7 +142,7 @@ public actor TCPListener {
                 do {
                     if reuseAddress { try SystemSocket.setOption(descriptor, SOL_SOCKET, SO_REUSEADDR, 1) }
                     if address.family == .ipv6 {
-                        try SystemSocket.setOption(descriptor, Int32(IPPROTO_IPV6), IPV6_V6ONLY, 1)
+                        try SystemSocket.setIPv6Only(descriptor)
                     }
                     try SystemSocket.bind(descriptor, to: target)
                     try SystemSocket.listen(descriptor, backlog: backlog)

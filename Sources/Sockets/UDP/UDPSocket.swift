@@ -1,5 +1,9 @@
 #if SOCKETS_PLATFORM_SUPPORTED
-import CSockets
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// A UDP socket. Racket: the value of `udp-open-socket` and every `udp-…` procedure on it.
 ///
