@@ -18,7 +18,12 @@ let package = Package(
         .target(
             name: "Sockets",
             dependencies: ["CSockets"],
-            swiftSettings: [.swiftLanguageMode(.v6)]
+            swiftSettings: [
+                .swiftLanguageMode(.v6),
+                // The platforms with a readiness backend (Readiness/) and a system layer (System/): epoll on
+                // Linux. Elsewhere the build stops at the one #error in Sources/Sockets/Platform.swift.
+                .define("SOCKETS_PLATFORM_SUPPORTED", .when(platforms: [.linux])),
+            ]
         ),
         .executableTarget(
             name: "EchoServer",

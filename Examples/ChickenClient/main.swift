@@ -11,6 +11,8 @@
 //     chicken-client [--port N] [--host H]     N = 4242 by default, H = localhost
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 import Sockets
 

@@ -18,6 +18,8 @@
 // loopback by default; `--host 0.0.0.0` listens on every IPv4 address, as `(tcp-listen 4242)` does.
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 import Sockets
 

@@ -2,11 +2,13 @@
 // finishes echoing and closes. It also echoes every UDP datagram, unchanged, to its sender, on the same port
 // number. The interface benchmarks and outside test kits drive:
 //
-//     echo-server [--port N] [--host H] [--no-udp]     N = 7000 by default (0: ephemeral), H = 127.0.0.1
+//     echo-server [--port N] [--host H] [--no-udp] [--help]     N = 7000 by default (0: ephemeral), H = 127.0.0.1
 //
 // prints `echo-server listening on HOST:PORT` once it accepts, and exits 0 on SIGINT or SIGTERM.
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 import Dispatch
 import Sockets
@@ -83,17 +85,42 @@ func echoDatagrams(_ socket: UDPSocket) async {
 }
 
 
+let usage = "usage: echo-server [--port N] [--host H] [--no-udp] [--help]"
+let help = """
+    \(usage)
+
+    Echoes every byte each TCP client sends back to it, and every UDP datagram back to its sender.
+
+    options:
+      --port N    the port to listen on, for TCP and for UDP (default 7000; 0 picks an ephemeral port)
+      --host H    the address to listen on (default 127.0.0.1; ::1 for IPv6, 0.0.0.0 for every IPv4 address)
+      --no-udp    serve TCP only: no UDP socket is opened
+      --help, -h  print this help and exit
+
+    Once listening it prints "echo-server listening on HOST:PORT". SIGINT or SIGTERM closes the listener,
+    gives open connections half a second to finish, and exits 0.
+    """
+
 let options: Options
 do {
     options = try Options(arguments: Array(CommandLine.arguments.dropFirst()))
 } catch {
-    let usage = "usage: echo-server [--port N] [--host H] [--no-udp]"
     if let message = error.message {
         printError("echo-server: \(message)\n\(usage)")
         exit(2)
     }
-    print(usage)
+    print(help)
     exit(0)
+}
+
+/// The UDP port is taken while the TCP port of the same number was free: say which, and what to do.
+struct UDPPortTaken: Error, CustomStringConvertible {
+    let underlying: NetworkError
+    let port: Int
+    var description: String {
+        "UDP port \(port) is taken (TCP port \(port) was free): \(underlying). "
+            + "Run with --no-udp to serve TCP only, or choose another --port."
+    }
 }
 
 /// The TCP listener and, unless `--no-udp`, a UDP socket bound to the same port number. With port 0 the TCP
@@ -106,9 +133,10 @@ func open(_ options: Options) async throws -> (TCPListener, UDPSocket?) {
         do {
             try await socket.bind(host: options.host, port: listener.port, reuseAddress: true)
             return (listener, socket)
-        } catch let error as NetworkError where error.errno == .addressInUse && options.port == 0 {
+        } catch let error as NetworkError where error.errno == .addressInUse {
             try await listener.close()
             try await socket.close()
+            guard options.port == 0 else { throw UDPPortTaken(underlying: error, port: options.port) }
         }
     }
     throw NetworkError(.system(.addressInUse), operation: "listen", address: "\(options.host):0")

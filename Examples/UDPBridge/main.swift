@@ -11,6 +11,8 @@
 // Prints `udp-bridge listening on 127.0.0.1:PORT`; exits 0 on SIGINT or SIGTERM.
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 import Dispatch
 import Sockets

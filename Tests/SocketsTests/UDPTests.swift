@@ -352,12 +352,21 @@ struct ByteCollectionTests {
 @Suite("UDP multicast in a network namespace")
 struct MulticastNamespaceTests {
     static let insideNamespace = ProcessInfo.processInfo.environment["SOCKETS_MULTICAST_NAMESPACE"] == "1"
-    static let canMakeNamespace = getuid() == 0 && ExternalProcess.isInstalled("unshare") && ExternalProcess.isInstalled("ip")
+    /// Why this process cannot make a network namespace, or `nil` when it can.
+    static let namespaceUnavailable: String? = {
+        var missing: [String] = []
+        if getuid() != 0 { missing.append("root") }
+        if !ExternalProcess.isInstalled("unshare") { missing.append("unshare (util-linux)") }
+        if !ExternalProcess.isInstalled("ip") { missing.append("ip (iproute2)") }
+        guard !missing.isEmpty else { return nil }
+        return "needs \(missing.joined(separator: ", ")) to make a network namespace for the multicast test"
+    }()
 
     /// Run in a fresh network namespace (made by the test below, gone when its process ends) with one veth
     /// pair whose ends both stay inside: multicast sent out of `v0` is looped back to this host only when
     /// IP_MULTICAST_LOOP is on.
-    @Test("multicast delivery with loopback on, and none with loopback off", .enabled(if: insideNamespace))
+    @Test("multicast delivery with loopback on, and none with loopback off",
+          .enabled(if: insideNamespace, "runs only inside the network namespace the next test makes for it"))
     func deliveryInNamespace() async throws {
         let receiver = try await UDPSocket()
         try await receiver.bind(port: 0, reuseAddress: true)
@@ -377,7 +386,8 @@ struct MulticastNamespaceTests {
     }
 
     @Test("runs the multicast test in a network namespace of its own",
-          .enabled(if: !insideNamespace && canMakeNamespace, "needs root, unshare and ip to make a network namespace"))
+          .enabled(if: !insideNamespace, "this is the namespace's own run"),
+          .enabled(if: namespaceUnavailable == nil, "\(namespaceUnavailable ?? "")"))
     func namespace() async throws {
         let setup = "ip link set lo up && ip link add v0 type veth peer name v1 && ip link set v0 up && "
             + "ip link set v1 up && ip addr add 192.0.2.1/24 dev v0 && ip route add 224.0.0.0/4 dev v0 && "

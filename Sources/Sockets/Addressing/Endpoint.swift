@@ -1,3 +1,4 @@
+#if SOCKETS_PLATFORM_SUPPORTED
 /// A host and a port or service name, as text: what `"host:port"` strings parse into.
 ///
 /// CHICKEN's `tcp-connect` takes `"HOSTNAME:PORT"` where the port is a number or a service name; MIT
@@ -43,3 +44,4 @@ public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
     /// `host:service`, with brackets around an IPv6 host.
     public var description: String { Resolver.describe(host: host, service: service) }
 }
+#endif

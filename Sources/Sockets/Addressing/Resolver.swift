@@ -1,3 +1,4 @@
+#if SOCKETS_PLATFORM_SUPPORTED
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -55,7 +56,7 @@ public enum Resolver {
             }
             if let host, let address = SocketAddress(numericHost: host, port: port) {
                 guard family == nil || address.family == family else {
-                    throw NetworkError(.resolution(EAI_FAMILY), operation: "resolve", address: shown,
+                    throw NetworkError(.resolution(.familyNotSupported), operation: "resolve", address: shown,
                                        detail: "not an \(family == .ipv4 ? "IPv4" : "IPv6") address")
                 }
                 return [address]
@@ -67,12 +68,12 @@ public enum Resolver {
         switch outcome {
         case .success(let addresses):
             guard !addresses.isEmpty else {
-                throw NetworkError(.resolution(EAI_NONAME), operation: "resolve", address: shown)
+                throw NetworkError(.resolution(.unknownName), operation: "resolve", address: shown)
             }
             return addresses
         case .failure(let code):
             let detail = code == EAI_SYSTEM ? Errno.current.description : nil
-            throw NetworkError(.resolution(code), operation: "resolve", address: shown, detail: detail)
+            throw NetworkError(.resolution(ResolutionError(rawValue: code)), operation: "resolve", address: shown, detail: detail)
         }
     }
 
@@ -95,22 +96,6 @@ public enum Resolver {
         guard let host else { return "*:\(service)" }
         let shownHost = host.utf8.count > 80 ? String(host.prefix(40)) + "…" : host
         return shownHost.contains(":") ? "[\(shownHost)]:\(service)" : "\(shownHost):\(service)"
-    }
-
-    static func message(forResolutionError code: Int32) -> String {
-        let name: String
-        switch code {
-        case EAI_NONAME: name = "EAI_NONAME"
-        case EAI_AGAIN: name = "EAI_AGAIN"
-        case EAI_FAIL: name = "EAI_FAIL"
-        case EAI_FAMILY: name = "EAI_FAMILY"
-        case EAI_SERVICE: name = "EAI_SERVICE"
-        case EAI_SOCKTYPE: name = "EAI_SOCKTYPE"
-        case EAI_MEMORY: name = "EAI_MEMORY"
-        case EAI_SYSTEM: name = "EAI_SYSTEM"
-        default: name = "EAI \(code)"
-        }
-        return "\(String(cString: gai_strerror(code))) (\(name))"
     }
 
     private struct Request: Sendable {
@@ -175,3 +160,4 @@ public enum Resolver {
         return .success(addresses)
     }
 }
+#endif

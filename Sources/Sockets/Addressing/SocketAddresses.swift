@@ -1,3 +1,4 @@
+#if SOCKETS_PLATFORM_SUPPORTED
 /// The local and remote ends of a connection, listener or UDP socket. Racket: the results of `tcp-addresses`
 /// and `udp-addresses`, with and without port numbers.
 public struct SocketAddresses: Sendable, Hashable {
@@ -22,3 +23,4 @@ public typealias TCPAddresses = SocketAddresses
 
 /// The ends of a UDP socket. Racket: `udp-addresses`.
 public typealias UDPAddresses = SocketAddresses
+#endif

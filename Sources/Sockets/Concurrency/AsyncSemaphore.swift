@@ -1,3 +1,4 @@
+#if SOCKETS_PLATFORM_SUPPORTED
 import Synchronization
 
 /// A first-come, first-served counting semaphore for tasks: at most `limit` slots taken; ``acquire()`` waits for a
@@ -99,3 +100,4 @@ final class AsyncSemaphore: Sendable {
         }
     }
 }
+#endif

@@ -1,3 +1,4 @@
+#if SOCKETS_PLATFORM_SUPPORTED
 import Synchronization
 
 /// Something a custodian manages: a listener, a connection or a UDP socket.
@@ -242,3 +243,4 @@ final class JobQueue: Sendable {
         }
     }
 }
+#endif

@@ -1,3 +1,4 @@
+#if SOCKETS_PLATFORM_SUPPORTED
 /// Something ``sync(_:)-(Event<T>...)`` can wait on, together with others, committing exactly one. Racket: a
 /// synchronizable event (`tcp-accept-evt`, a listener, `udp-receive!-evt`, an alarm, …).
 ///
@@ -120,3 +121,4 @@ private func synchronize<T: Sendable>(_ events: [Event<T>], deadline: Continuous
         }
     }
 }
+#endif

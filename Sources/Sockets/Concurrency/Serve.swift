@@ -1,3 +1,4 @@
+#if SOCKETS_PLATFORM_SUPPORTED
 /// Serves a listener: accepts connections and runs `handler` on each, in a task of its own, until the
 /// listener is closed or the calling task is cancelled. In the spirit of Trio's `serve_tcp`.
 ///
@@ -80,3 +81,4 @@ public func serve(
         }
     }
 }
+#endif

@@ -1,3 +1,4 @@
+#if SOCKETS_PLATFORM_SUPPORTED
 /// Events on a listener, for ``sync(_:)-(Event<T>...)``.
 extension TCPListener {
     /// Ready when a client waits; when chosen, accepts it. Racket: `tcp-accept-evt` (if it is not chosen, no
@@ -51,3 +52,4 @@ extension TCPConnection {
               wait: { _ = await self.handle.wait(for: .read) })
     }
 }
+#endif

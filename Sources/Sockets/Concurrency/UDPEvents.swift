@@ -1,3 +1,4 @@
+#if SOCKETS_PLATFORM_SUPPORTED
 /// Events on a UDP socket, for ``sync(_:)-(Event<T>...)``: Racket's `udp-…-evt` procedures.
 extension UDPSocket {
     /// Ready when a send would not wait; its value is the socket. Racket: `udp-send-ready-evt`.
@@ -38,3 +39,4 @@ extension UDPSocket {
               wait: { _ = await self.handle.wait(for: .write) })
     }
 }
+#endif

@@ -1,3 +1,4 @@
+#if SOCKETS_PLATFORM_SUPPORTED
 /// The error every failing network operation of this library throws (besides `CancellationError`).
 ///
 /// Racket raises `exn:fail:network` for what the network did and `exn:fail:contract` for bad
@@ -8,20 +9,24 @@
 /// connect to 127.0.0.1:9 failed: Connection refused (ECONNREFUSED)
 /// ```
 ///
-/// Match on ``code`` or on ``errno``:
+/// The common questions are one test each: ``isTimeout``, ``isRefused``, ``isPeerGone``. For the rest,
+/// match on ``code``, on ``errno`` or on an ``Errno`` itself:
 ///
 /// ```swift
-/// catch let error as NetworkError where error.code == .timedOut { … }
-/// catch let error as NetworkError where error.errno == .addressInUse { … }
+/// catch let error as NetworkError where error.isTimeout { … }
+/// catch Errno.addressInUse { … }
+/// catch let error as NetworkError where error.code == .closed { … }
 /// ```
-public struct NetworkError: Error, Sendable, Equatable, CustomStringConvertible {
+public struct NetworkError: Error, Sendable, Hashable, CustomStringConvertible {
     /// What went wrong, as a value to match on.
     public enum Code: Sendable, Hashable {
         /// The system call failed with this error number.
         case system(Errno)
-        /// Name resolution failed (`getaddrinfo`'s code, such as `EAI_NONAME`).
-        case resolution(Int32)
-        /// The operation took longer than its timeout (CHICKEN's `tcp-read-timeout` and friends).
+        /// Name resolution failed (`getaddrinfo`'s code, such as ``ResolutionError/unknownName``).
+        case resolution(ResolutionError)
+        /// The operation took longer than its timeout (CHICKEN's `tcp-read-timeout` and friends): the
+        /// library's own deadline. The kernel's `ETIMEDOUT` is `.system(.timedOut)`; ``NetworkError/isTimeout``
+        /// is true for both.
         case timedOut
         /// The socket, listener or half was closed, before or during the operation.
         case closed
@@ -66,6 +71,31 @@ public struct NetworkError: Error, Sendable, Equatable, CustomStringConvertible 
         return nil
     }
 
+    /// The resolver's error, when name resolution failed.
+    public var resolutionError: ResolutionError? {
+        if case .resolution(let error) = code { return error }
+        return nil
+    }
+
+    /// Whether the operation ran out of time: the library's timeout (``Code/timedOut``, from
+    /// ``TCPTimeouts`` or a `timeout:` argument) or the kernel's (``Errno/timedOut``, `ETIMEDOUT`: a
+    /// connect that got no answer, or a peer that stopped acknowledging).
+    public var isTimeout: Bool { code == .timedOut || errno == .timedOut }
+
+    /// Whether nobody listened at the address: ``Errno/connectionRefused`` (`ECONNREFUSED`), from a TCP
+    /// connect or, on a connected UDP socket, from the peer's "port unreachable".
+    public var isRefused: Bool { errno == .connectionRefused }
+
+    /// Whether the peer has gone: it reset the connection (``Errno/connectionReset``), it is no longer there
+    /// to write to (``Errno/brokenPipe``), the connection was aborted (``Errno/connectionAbort``), or the
+    /// input ended before ``TCPConnection/read(exactly:)`` had its bytes (``Code/endOfFile``).
+    public var isPeerGone: Bool {
+        switch code {
+        case .system(.connectionReset), .system(.brokenPipe), .system(.connectionAbort), .endOfFile: true
+        default: false
+        }
+    }
+
     /// The text: the operation, the address, and the reason.
     public var description: String {
         var text = operation
@@ -83,7 +113,7 @@ public struct NetworkError: Error, Sendable, Equatable, CustomStringConvertible 
         let base: String
         switch code {
         case .system(let errno): base = errno.description
-        case .resolution(let code): base = Resolver.message(forResolutionError: code)
+        case .resolution(let error): base = error.description
         case .timedOut: base = "timed out"
         case .closed: base = "closed"
         case .invalidArgument: base = "invalid argument"
@@ -123,3 +153,4 @@ public struct NetworkError: Error, Sendable, Equatable, CustomStringConvertible 
         NetworkError(.closed, operation: operation, address: address, detail: what)
     }
 }
+#endif

@@ -1,3 +1,4 @@
+#if SOCKETS_PLATFORM_SUPPORTED
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -83,3 +84,4 @@ public final class EventLoop: Sendable {
         }
     }
 }
+#endif

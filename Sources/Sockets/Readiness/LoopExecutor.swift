@@ -1,3 +1,4 @@
+#if SOCKETS_PLATFORM_SUPPORTED
 import Dispatch
 
 /// A serial executor and task executor backed by an event loop's serial `DispatchQueue`.
@@ -74,3 +75,4 @@ final class LoopExecutor: SerialExecutor, TaskExecutor {
         dispatchPrecondition(condition: .onQueue(queue))
     }
 }
+#endif

@@ -1,3 +1,4 @@
+#if SOCKETS_PLATFORM_SUPPORTED
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -256,3 +257,4 @@ private struct Wakeups {
         for continuation in others { continuation.resume(returning: outcome) }
     }
 }
+#endif

@@ -1,3 +1,4 @@
+#if SOCKETS_PLATFORM_SUPPORTED
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -44,3 +45,4 @@ public enum DescriptorLimit {
         return true
     }
 }
+#endif

@@ -1,3 +1,4 @@
+#if SOCKETS_PLATFORM_SUPPORTED
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -30,3 +31,4 @@ final class Lock<State>: @unchecked Sendable {
         return try body(&state)
     }
 }
+#endif

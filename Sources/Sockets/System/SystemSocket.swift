@@ -1,3 +1,4 @@
+#if SOCKETS_PLATFORM_SUPPORTED
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -68,7 +69,7 @@ enum SystemSocket {
                 try retrying { Glibc.connect(fd, pointer, length) }
             }
             return true
-        } catch .inProgress {
+        } catch .nowInProgress {
             return false
         }
     }
@@ -117,6 +118,11 @@ enum SystemSocket {
 
     static func shutdown(_ fd: Int32, writing: Bool) throws(Errno) {
         _ = try retrying { Glibc.shutdown(fd, Int32(writing ? SHUT_WR : SHUT_RD)) }
+    }
+
+    /// Makes an IPv6 socket IPv6 only (`IPV6_V6ONLY`), so that an IPv4 socket can take the same port.
+    static func setIPv6Only(_ fd: Int32) throws(Errno) {
+        try setOption(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, 1)
     }
 
     static func setOption(_ fd: Int32, _ level: Int32, _ name: Int32, _ value: Int32) throws(Errno) {
@@ -168,3 +174,4 @@ enum SystemSocket {
         return poll(&entry, 1, 0) > 0 && entry.revents != 0
     }
 }
+#endif

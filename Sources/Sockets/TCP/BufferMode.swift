@@ -1,3 +1,4 @@
+#if SOCKETS_PLATFORM_SUPPORTED
 /// How a connection's output is buffered before it is sent.
 ///
 /// Racket's ports are block-buffered by default (`file-stream-buffer-mode`); CHICKEN's `tcp-buffer-size` sets
@@ -42,3 +43,4 @@ public enum BufferMode: Sendable, Hashable {
         }
     }
 }
+#endif

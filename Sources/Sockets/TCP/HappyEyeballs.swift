@@ -1,3 +1,4 @@
+#if SOCKETS_PLATFORM_SUPPORTED
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -282,7 +283,7 @@ struct ConnectRace {
     private func everyAddressFailed(_ state: RaceState) -> any Error {
         guard let (remote, why) = state.lastFailure else {
             // No address to try: every lookup failed (an unknown name fails both; the IPv4 lookup's error is shown).
-            return state.resolutionError ?? NetworkError(.resolution(EAI_NONAME), operation: "resolve", address: shown)
+            return state.resolutionError ?? NetworkError(.resolution(.unknownName), operation: "resolve", address: shown)
         }
         if state.failures.count == 1 { return failure(of: remote, why) }
         return NetworkError.system(why.errno, "connect", shown,
@@ -423,3 +424,4 @@ private struct RaceState {
         due = true
     }
 }
+#endif

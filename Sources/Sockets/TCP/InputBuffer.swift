@@ -1,3 +1,4 @@
+#if SOCKETS_PLATFORM_SUPPORTED
 /// The bytes a connection has received but not yet handed out: `storage[start..<end]`.
 ///
 /// Made on first use (a connection read only with `read(into:)` never has one); grows for long lines; after
@@ -90,3 +91,4 @@ struct InputBuffer {
         generation &+= 1
     }
 }
+#endif

@@ -1,3 +1,4 @@
+#if SOCKETS_PLATFORM_SUPPORTED
 /// Which bytes end a line (MIT Scheme's line translation; Racket's `read-line` modes).
 public enum LineEnding: Sendable, Hashable {
     /// LF (`"\n"`). Racket's `'linefeed`, the default of Racket's `read-line`.
@@ -35,3 +36,4 @@ public enum LineEnding: Sendable, Hashable {
         return nil
     }
 }
+#endif

@@ -1,3 +1,4 @@
+#if SOCKETS_PLATFORM_SUPPORTED
 import Synchronization
 
 /// Buffered input lent to a ``TCPConnection/bytes`` or ``TCPConnection/lines`` iterator, so that iterating
@@ -39,3 +40,4 @@ final class ReadLease: Sendable {
         return word >> 32 == UInt64(number) ? Int(word & 0xffff_ffff) : 0
     }
 }
+#endif

@@ -1,3 +1,4 @@
+#if SOCKETS_PLATFORM_SUPPORTED
 extension TCPConnection {
     /// The bytes of the input, one at a time, until end-of-file.
     ///
@@ -53,3 +54,4 @@ extension TCPConnection {
         }
     }
 }
+#endif

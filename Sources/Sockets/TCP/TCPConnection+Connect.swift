@@ -1,3 +1,4 @@
+#if SOCKETS_PLATFORM_SUPPORTED
 // MARK: Connecting
 
 extension TCPConnection {
@@ -100,3 +101,4 @@ extension TCPConnection {
         return try await ConnectRace(shown: shown, timeout: timeout, strategy: strategy).connect(to: addresses)
     }
 }
+#endif

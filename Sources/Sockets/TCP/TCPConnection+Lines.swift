@@ -1,3 +1,4 @@
+#if SOCKETS_PLATFORM_SUPPORTED
 extension TCPConnection {
     /// The lines of the input, until end-of-file (``readLine(ending:maxLength:)`` with ``LineEnding/any`` and
     /// ``defaultMaximumLineLength``).
@@ -83,3 +84,4 @@ extension TCPConnection {
         }
     }
 }
+#endif

@@ -1,3 +1,4 @@
+#if SOCKETS_PLATFORM_SUPPORTED
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -774,3 +775,4 @@ extension TCPConnection: CustodianManaged {
         handle.close()
     }
 }
+#endif

@@ -1,5 +1,8 @@
+#if SOCKETS_PLATFORM_SUPPORTED
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 import Dispatch
 
@@ -139,7 +142,7 @@ public actor TCPListener {
                 do {
                     if reuseAddress { try SystemSocket.setOption(descriptor, SOL_SOCKET, SO_REUSEADDR, 1) }
                     if address.family == .ipv6 {
-                        try SystemSocket.setOption(descriptor, Int32(IPPROTO_IPV6), IPV6_V6ONLY, 1)
+                        try SystemSocket.setIPv6Only(descriptor)
                     }
                     try SystemSocket.bind(descriptor, to: target)
                     try SystemSocket.listen(descriptor, backlog: backlog)
@@ -240,7 +243,7 @@ public actor TCPListener {
                 } catch let errno as Errno {
                     if errno == .wouldBlock { break }
                     // The client gave up between SYN and accept: nothing to hand out, try the next.
-                    if errno == .connectionAborted { continue }
+                    if errno == .connectionAbort { continue }
                     throw NetworkError.system(errno, "accept", shownAddress)
                 }
             }
@@ -351,3 +354,4 @@ extension TCPListener: CustodianManaged {
         handle.close()
     }
 }
+#endif

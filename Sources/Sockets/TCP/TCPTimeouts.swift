@@ -1,3 +1,4 @@
+#if SOCKETS_PLATFORM_SUPPORTED
 import Dispatch
 
 /// The four timeouts of CHICKEN's `tcp` unit: read, write, connect and accept.
@@ -73,3 +74,4 @@ extension Duration {
         return "\(seconds).\(fraction) s"
     }
 }
+#endif

@@ -1,3 +1,4 @@
+#if SOCKETS_PLATFORM_SUPPORTED
 /// A datagram with its peer: the sender of one received, the destination of one to send.
 public struct Datagram: Sendable, Hashable {
     /// The datagram's bytes (possibly empty: UDP carries empty datagrams).
@@ -30,3 +31,4 @@ public struct UDPReceipt: Sendable, Hashable {
     /// The sender's port, as Racket's third result.
     public var port: Int { sender.port }
 }
+#endif

@@ -1,7 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#endif
-
+#if SOCKETS_PLATFORM_SUPPORTED
 /// Multicast: Racket's `udp-multicast-…` procedures, for IPv4 as Racket has them and for IPv6 groups too.
 extension UDPSocket {
     /// Joins a multicast group, to receive its datagrams. Racket: `udp-multicast-join-group!`.
@@ -30,27 +27,13 @@ extension UDPSocket {
         guard address.family == family else {
             throw NetworkError.invalid(operation, group, "the group is \(address.family) and the socket \(family)")
         }
+        let local = family == .ipv4 ? try await interfaceAddress(interface, operation) : .any(.ipv4, port: 0)
+        let index = family == .ipv6 ? try interfaceIndex(interface, operation) : 0
         do {
-            if family == .ipv4 {
-                var request = ip_mreq()
-                withUnsafeMutableBytes(of: &request.imr_multiaddr) { $0.copyBytes(from: address.bytes) }
-                let local = try await interfaceAddress(interface, operation)
-                withUnsafeMutableBytes(of: &request.imr_interface) { $0.copyBytes(from: local.bytes) }
-                try withUnsafeBytes(of: &request) { (raw) throws(Errno) in
-                    try SystemSocket.setRawOption(handle.descriptor, Int32(IPPROTO_IP),
-                                                  join ? IP_ADD_MEMBERSHIP : IP_DROP_MEMBERSHIP, raw)
-                }
-            } else {
-                var request = ipv6_mreq()
-                withUnsafeMutableBytes(of: &request.ipv6mr_multiaddr) { $0.copyBytes(from: address.bytes) }
-                request.ipv6mr_interface = try interfaceIndex(interface, operation)
-                try withUnsafeBytes(of: &request) { (raw) throws(Errno) in
-                    try SystemSocket.setRawOption(handle.descriptor, Int32(IPPROTO_IPV6),
-                                                  join ? IPV6_ADD_MEMBERSHIP : IPV6_DROP_MEMBERSHIP, raw)
-                }
-            }
-        } catch let errno as Errno {
-            throw NetworkError.system(errno, operation, group)
+            try SystemSocket.setMembership(handle.descriptor, group: address, interface: local, interfaceIndex: index,
+                                           join: join)
+        } catch {
+            throw NetworkError.system(error, operation, group)
         }
     }
 
@@ -64,8 +47,9 @@ extension UDPSocket {
     /// The index of an IPv6 interface given by name; 0 (the kernel chooses) for `nil`.
     private func interfaceIndex(_ name: String?, _ operation: String) throws -> UInt32 {
         guard let name, name != "::", name != "0.0.0.0" else { return 0 }
-        let index = if_nametoindex(name)
-        guard index != 0 else { throw NetworkError.invalid(operation, name, "no interface is named \(name)") }
+        guard let index = SystemSocket.interfaceIndex(named: name) else {
+            throw NetworkError.invalid(operation, name, "no interface is named \(name)")
+        }
         return index
     }
 
@@ -74,18 +58,8 @@ extension UDPSocket {
     public func multicastInterface() throws -> String {
         try checkOpen("get multicast interface")
         do {
-            if family == .ipv4 {
-                var address = in_addr()
-                var length = socklen_t(MemoryLayout<in_addr>.size)
-                _ = try SystemSocket.retrying { getsockopt(handle.descriptor, Int32(IPPROTO_IP), IP_MULTICAST_IF, &address, &length) }
-                return SocketAddress(family: .ipv4, bytes: withUnsafeBytes(of: &address) { Array($0) }, port: 0,
-                                     scopeID: 0).host
-            }
-            let index = try SystemSocket.getOption(handle.descriptor, Int32(IPPROTO_IPV6), IPV6_MULTICAST_IF)
-            guard index != 0 else { return "::" }
-            var name = [CChar](repeating: 0, count: Int(IF_NAMESIZE) + 1)
-            guard if_indextoname(UInt32(index), &name) != nil else { return "\(index)" }
-            return String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            if family == .ipv4 { return try SystemSocket.multicastInterfaceAddress(handle.descriptor).host }
+            return try SystemSocket.multicastInterfaceName(handle.descriptor)
         } catch {
             throw NetworkError.system(error, "get multicast interface", shownLocal)
         }
@@ -96,20 +70,12 @@ extension UDPSocket {
     public func setMulticastInterface(_ interface: String?) async throws {
         let operation = "set multicast interface"
         try checkOpen(operation)
+        let local = family == .ipv4 ? try await interfaceAddress(interface, operation) : .any(.ipv4, port: 0)
+        let index = family == .ipv6 ? try interfaceIndex(interface, operation) : 0
         do {
-            if family == .ipv4 {
-                let local = try await interfaceAddress(interface, operation)
-                var address = in_addr()
-                withUnsafeMutableBytes(of: &address) { $0.copyBytes(from: local.bytes) }
-                try withUnsafeBytes(of: &address) { (raw) throws(Errno) in
-                    try SystemSocket.setRawOption(handle.descriptor, Int32(IPPROTO_IP), IP_MULTICAST_IF, raw)
-                }
-            } else {
-                let index = try interfaceIndex(interface, operation)
-                try SystemSocket.setOption(handle.descriptor, Int32(IPPROTO_IPV6), IPV6_MULTICAST_IF, Int32(index))
-            }
-        } catch let errno as Errno {
-            throw NetworkError.system(errno, operation, interface)
+            try SystemSocket.setMulticastInterface(handle.descriptor, family: family, address: local, index: index)
+        } catch {
+            throw NetworkError.system(error, operation, interface)
         }
     }
 
@@ -138,3 +104,4 @@ extension UDPSocket {
         try setOption(family == .ipv4 ? .multicastTimeToLive : .multicastHopLimit, ttl)
     }
 }
+#endif

@@ -1,7 +1,9 @@
+#if SOCKETS_PLATFORM_SUPPORTED
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
-import CSockets
 
 /// A UDP socket. Racket: the value of `udp-open-socket` and every `udp-…` procedure on it.
 ///
@@ -180,10 +182,7 @@ public actor UDPSocket {
         try checkOpen("disconnect")
         guard peer != nil else { return }
         let local = (try? SystemSocket.localAddress(handle.descriptor)) ?? nil
-        var unspecified = sockaddr()
-        unspecified.sa_family = sa_family_t(AF_UNSPEC)
-        // Linux answers AF_UNSPEC with success (or EAFNOSUPPORT on some kernels, after dissolving all the same).
-        _ = Glibc.connect(handle.descriptor, &unspecified, socklen_t(MemoryLayout<sockaddr>.size))
+        SystemSocket.dissolveAssociation(handle.descriptor)
         peer = nil
         // Linux also drops a port the kernel chose (bind to port 0, or the bind of connect itself); Racket's
         // binding does not change, so bind the same address and port again.
@@ -526,28 +525,22 @@ public actor UDPSocket {
         while true {
             try checkReceivable("receive")
             if Task.isCancelled { throw CancellationError() }
-            var lengths = [Int](repeating: 0, count: maxCount)
-            var flags = [Int32](repeating: 0, count: maxCount)
-            var senders = [sockaddr_storage](repeating: sockaddr_storage(), count: maxCount)
-            let received = batchStorage.withUnsafeMutableBytes { raw in
-                csockets_recvmmsg(handle.descriptor, raw.baseAddress!.assumingMemoryBound(to: UInt8.self), stride,
-                                  UInt32(maxCount), &lengths, &flags, &senders)
-            }
-            if received > 0 {
-                return (0..<Int(received)).map { index in
-                    let start = index * stride
-                    let count = min(lengths[index], maxLength)
-                    let sender = withUnsafeBytes(of: &senders[index]) { SocketAddress(storage: $0.baseAddress!) }
-                    return Datagram(bytes: Array(batchStorage[start..<(start + count)]),
-                                    address: sender ?? .any(family, port: 0),
-                                    truncated: flags[index] & Int32(MSG_TRUNC) != 0)
+            let entries: [SystemSocket.BatchEntry]
+            do {
+                entries = try batchStorage.withUnsafeMutableBytes { (raw) throws(Errno) in
+                    try SystemSocket.receiveBatch(handle.descriptor, into: raw, stride: stride, maxCount: maxCount)
                 }
+            } catch .wouldBlock {
+                try await wait(.read, "receive")
+                continue
+            } catch let error as Errno {
+                throw NetworkError.system(error, "receive", shownLocal)
             }
-            let errno = Errno.current
-            if received < 0, errno != .wouldBlock, errno != .interrupted {
-                throw NetworkError.system(errno, "receive", shownLocal)
+            return entries.enumerated().map { index, entry in
+                let start = index * stride
+                return Datagram(bytes: Array(batchStorage[start..<(start + min(entry.count, maxLength))]),
+                                address: entry.sender ?? .any(family, port: 0), truncated: entry.truncated)
             }
-            if received < 0, errno == .wouldBlock { try await wait(.read, "receive") }
         }
     }
 
@@ -570,35 +563,26 @@ public actor UDPSocket {
             var payload: [UInt8] = []
             var offsets: [Int] = []
             var lengths: [Int] = []
-            var destinations: [sockaddr_storage] = []
-            var destinationLengths: [socklen_t] = []
             for datagram in batch {
                 offsets.append(payload.count)
                 lengths.append(datagram.bytes.count)
                 payload += datagram.bytes
-                var storage = sockaddr_storage()
-                destinationLengths.append(datagram.address.write(to: &storage))
-                destinations.append(storage)
             }
             if payload.isEmpty { payload = [0] }
-            let sent = payload.withUnsafeBufferPointer { bytes in
-                csockets_sendmmsg(handle.descriptor, bytes.baseAddress, &offsets, &lengths, UInt32(batch.count),
-                                  &destinations, &destinationLengths)
-            }
-            if sent > 0 {
+            do {
+                next += try payload.withUnsafeBytes { (bytes) throws(Errno) in
+                    try SystemSocket.sendBatch(handle.descriptor, bytes, offsets: offsets, lengths: lengths,
+                                               to: batch.map(\.address))
+                }
                 bound = true
-                next += Int(sent)
-                continue
-            }
-            let errno = Errno.current
-            if errno == .wouldBlock {
+            } catch .wouldBlock {
                 do {
                     try await wait(.write, "send to")
                 } catch is CancellationError where next > 0 {
                     throw NetworkError(.cancelled, operation: "send to", detail: progress())
                 }
-            } else if errno != .interrupted {
-                throw NetworkError.system(errno, "send to", batch.first?.address.description,
+            } catch let error as Errno {
+                throw NetworkError.system(error, "send to", batch.first?.address.description,
                                           detail: next > 0 ? progress() : nil)
             }
         }
@@ -641,3 +625,4 @@ extension UDPSocket: CustodianManaged {
         handle.close()
     }
 }
+#endif
