@@ -28,7 +28,9 @@ struct Options {
                 }
                 self.port = port
             case "--host":
-                guard let value = rest.popFirst(), !value.isEmpty else { throw UsageError(message: "--host takes a host") }
+                guard let value = rest.popFirst(), !value.isEmpty else {
+                    throw UsageError(message: "--host takes a host")
+                }
                 host = value
             case "--no-udp":
                 udp = false
@@ -83,7 +85,6 @@ func echoDatagrams(_ socket: UDPSocket) async {
         }
     }
 }
-
 
 let usage = "usage: echo-server [--port N] [--host H] [--no-udp] [--help]"
 let help = """
@@ -154,7 +155,9 @@ do {
 let server = Task {
     await withDiscardingTaskGroup { group in
         if let datagramSocket {
-            group.addTask { await datagramSocket.eventLoop.withExecutorPreference { await echoDatagrams(datagramSocket) } }
+            group.addTask {
+                await datagramSocket.eventLoop.withExecutorPreference { await echoDatagrams(datagramSocket) }
+            }
         }
         do {
             // Closing the listener (on a signal) ends this: handlers get half a second to finish.

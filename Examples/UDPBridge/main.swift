@@ -28,7 +28,7 @@ func bridge(_ connection: TCPConnection, to service: Endpoint, idle: Duration) a
     try await udp.connect(host: service.host, port: Int(service.service) ?? 0)
     defer { Task { try? await udp.close() } }
     try await connection.setBufferMode(.none)
-    var owed = 0 // replies still expected: one datagram per line sent
+    var owed = 0  // replies still expected: one datagram per line sent
     while true {
         switch try await sync(
             connection.readLineEvent().map { Next.line($0) },
@@ -93,14 +93,15 @@ while let argument = arguments.popFirst() {
         port = value
     case "--idle":
         guard let seconds = arguments.popFirst().flatMap({ Double($0) }), seconds.isFinite, seconds > 0,
-              seconds < 1e9 else { usage("--idle takes a number of seconds above 0") }
+            seconds < 1e9
+        else { usage("--idle takes a number of seconds above 0") }
         idle = .milliseconds(Int(seconds * 1000))
     case "--help", "-h":
         print(usageText)
         exit(0)
     case "--to":
         guard let text = arguments.popFirst(), let endpoint = try? Endpoint(parsing: text),
-              let port = Int(endpoint.service), (1...65535).contains(port)
+            let port = Int(endpoint.service), (1...65535).contains(port)
         else { usage("--to takes HOST:PORT, the port from 1 to 65535") }
         service = endpoint
     default: usage("unknown argument \(argument)")
@@ -135,16 +136,20 @@ let signalSources = [SIGINT, SIGTERM].map { number in
 print("udp-bridge listening on 127.0.0.1:\(listener.port)")
 fflush(nil)
 do {
-    try await serve(listener, gracePeriod: .milliseconds(500), onError: { error, connection in
-        if let error = error as? NetworkError, error.errno == .connectionRefused {
-            printError("udp-bridge: the UDP service at \(service.host):\(service.service) is down (nothing listens "
-                       + "there: \(error)); closing the connection from \(connection.remoteAddress)")
-        } else {
-            printError("udp-bridge: \(connection.remoteAddress): \(error)")
-        }
-    }, handler: { connection in
-        try await bridge(connection, to: service, idle: idle)
-    })
+    try await serve(
+        listener, gracePeriod: .milliseconds(500),
+        onError: { error, connection in
+            if let error = error as? NetworkError, error.errno == .connectionRefused {
+                printError(
+                    "udp-bridge: the UDP service at \(service.host):\(service.service) is down (nothing listens "
+                        + "there: \(error)); closing the connection from \(connection.remoteAddress)")
+            } else {
+                printError("udp-bridge: \(connection.remoteAddress): \(error)")
+            }
+        },
+        handler: { connection in
+            try await bridge(connection, to: service, idle: idle)
+        })
 } catch {
     printError("udp-bridge: \(error)")
     exit(1)

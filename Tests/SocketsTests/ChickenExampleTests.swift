@@ -17,7 +17,8 @@ struct ChickenExampleTests {
         let server = try ExternalProcess(try ExternalProcess.productPath("chicken-server"), ["--port", "0"])
         let port = try Self.listeningPort(try await server.readLine())
 
-        let client = try await ExternalProcess.run(try ExternalProcess.productPath("chicken-client"), ["--port", "\(port)"])
+        let client = try await ExternalProcess.run(
+            try ExternalProcess.productPath("chicken-client"), ["--port", "\(port)"])
         #expect(client.stdout == ["Hello!"], "chicken-client stderr: \(client.stderr)")
         #expect(client.status == 0)
 
@@ -28,8 +29,10 @@ struct ChickenExampleTests {
 
     @Test("chicken-server and chicken-client reject bad arguments with status 2 and a usage line")
     func badArguments() async throws {
-        for (product, arguments) in [("chicken-server", ["--port", "70000"]), ("chicken-client", ["--port", "0"]),
-                                     ("chicken-client", ["--bogus"])] {
+        for (product, arguments) in [
+            ("chicken-server", ["--port", "70000"]), ("chicken-client", ["--port", "0"]),
+            ("chicken-client", ["--bogus"]),
+        ] {
             let result = try await ExternalProcess.run(try ExternalProcess.productPath(product), arguments)
             #expect(result.status == 2, "\(product) \(arguments)")
             #expect(result.stderr.contains("usage: \(product)"), "\(product) \(arguments): \(result.stderr)")
@@ -43,9 +46,10 @@ struct ChickenExampleTests {
     /// io modules imported (without them `tcp-listen` and `write-line` are unbound).
     static let chickenImports = "(import (chicken tcp) (chicken io))"
 
-    @Test("CHICKEN's client.scm against chicken-server",
-          .enabled(if: ExternalProcess.isInstalled("csi"), "CHICKEN (csi) is not installed"),
-          .timeLimit(.minutes(1)))
+    @Test(
+        "CHICKEN's client.scm against chicken-server",
+        .enabled(if: ExternalProcess.isInstalled("csi"), "CHICKEN (csi) is not installed"),
+        .timeLimit(.minutes(1)))
     func originalClientAgainstSwiftServer() async throws {
         let server = try ExternalProcess(try ExternalProcess.productPath("chicken-server"), ["--port", "0"])
         let port = try Self.listeningPort(try await server.readLine())
@@ -63,9 +67,10 @@ struct ChickenExampleTests {
         #expect(try await server.waitForExit() == 0)
     }
 
-    @Test("chicken-client against CHICKEN's server.scm",
-          .enabled(if: ExternalProcess.isInstalled("csi"), "CHICKEN (csi) is not installed"),
-          .timeLimit(.minutes(1)))
+    @Test(
+        "chicken-client against CHICKEN's server.scm",
+        .enabled(if: ExternalProcess.isInstalled("csi"), "CHICKEN (csi) is not installed"),
+        .timeLimit(.minutes(1)))
     func swiftClientAgainstOriginalServer() async throws {
         // server.scm on port 0, printing the port it got (tcp-listener-port) so the client can find it.
         let serverScheme = """
@@ -83,7 +88,8 @@ struct ChickenExampleTests {
         let listening = try #require(try await server.readLine(), "csi stderr: \(server.stderrSoFar)")
         let port = try #require(Int(listening.dropFirst("listening ".count)), "unexpected line: \(listening)")
 
-        let client = try await ExternalProcess.run(try ExternalProcess.productPath("chicken-client"), ["--port", "\(port)"])
+        let client = try await ExternalProcess.run(
+            try ExternalProcess.productPath("chicken-client"), ["--port", "\(port)"])
         #expect(client.stdout == ["Hello!"], "chicken-client stderr: \(client.stderr)")
         #expect(client.status == 0)
         let printed = try await server.remainingLines()

@@ -12,7 +12,8 @@ struct ConnectingTests {
         let listener = try await TCPListener(port: 0, host: "127.0.0.1")
         let port = listener.port
         try await listener.close()
-        let error = await thrownError { _ = try await TCPConnection.connect(host: "127.0.0.1", port: port) } as? NetworkError
+        let error =
+            await thrownError { _ = try await TCPConnection.connect(host: "127.0.0.1", port: port) } as? NetworkError
         #expect(error?.errno == .connectionRefused)
         #expect(error?.description == "connect to 127.0.0.1:\(port) failed: Connection refused (ECONNREFUSED)")
     }
@@ -23,7 +24,8 @@ struct ConnectingTests {
         let port = listener.port
         try await listener.close()
         let addresses = try await Resolver.resolve(host: "localhost", service: "\(port)")
-        let error = await thrownError { _ = try await TCPConnection.connect(host: "localhost", port: port) } as? NetworkError
+        let error =
+            await thrownError { _ = try await TCPConnection.connect(host: "localhost", port: port) } as? NetworkError
         #expect(error?.errno == .connectionRefused)
         for address in addresses where addresses.count > 1 {
             #expect(error?.description.contains("\(address)") == true)
@@ -38,20 +40,24 @@ struct ConnectingTests {
 
     @Test("bad arguments throw before any system call, with a clear text")
     func badArguments() async throws {
-        let zero = await thrownError { _ = try await TCPConnection.connect(host: "127.0.0.1", port: 0) } as? NetworkError
+        let zero =
+            await thrownError { _ = try await TCPConnection.connect(host: "127.0.0.1", port: 0) } as? NetworkError
         #expect(zero?.code == .invalidArgument)
         #expect(zero?.description == "connect to 127.0.0.1:0 failed: port 0 is outside 1...65535")
-        let high = await thrownError { _ = try await TCPConnection.connect(host: "127.0.0.1", port: 70000) } as? NetworkError
+        let high =
+            await thrownError { _ = try await TCPConnection.connect(host: "127.0.0.1", port: 70000) } as? NetworkError
         #expect(high?.description.contains("port 70000 is outside 1...65535") == true)
-        let localHostAlone = await thrownError {
-            _ = try await TCPConnection.connect(host: "127.0.0.1", port: 80, localHost: "127.0.0.1")
-        } as? NetworkError
+        let localHostAlone =
+            await thrownError {
+                _ = try await TCPConnection.connect(host: "127.0.0.1", port: 80, localHost: "127.0.0.1")
+            } as? NetworkError
         #expect(localHostAlone?.description.contains("a local host needs a local port") == true)
         let empty = await thrownError { _ = try await TCPConnection.connect(host: "", port: 80) } as? NetworkError
         #expect(empty?.description.contains("host name is empty") == true)
-        let huge = await thrownError {
-            _ = try await TCPConnection.connect(host: String(repeating: "h", count: 10_240), port: 80)
-        } as? NetworkError
+        let huge =
+            await thrownError {
+                _ = try await TCPConnection.connect(host: String(repeating: "h", count: 10_240), port: 80)
+            } as? NetworkError
         #expect(huge?.code == .invalidArgument)
         let noPort = await thrownError { _ = try await TCPConnection.connect(to: "127.0.0.1") } as? NetworkError
         #expect(noPort?.description.contains("the port is missing") == true)
@@ -61,9 +67,10 @@ struct ConnectingTests {
 
     @Test("an unknown host fails resolution with the resolver's reason")
     func unknownHost() async throws {
-        let error = await thrownError {
-            _ = try await TCPConnection.connect(host: "no-such-host.invalid", port: 80)
-        } as? NetworkError
+        let error =
+            await thrownError {
+                _ = try await TCPConnection.connect(host: "no-such-host.invalid", port: 80)
+            } as? NetworkError
         guard case .resolution = error?.code else {
             Issue.record("expected a resolution error, got \(String(describing: error))")
             return
@@ -84,9 +91,10 @@ struct ConnectingTests {
         #expect(try await Resolver.resolve(host: "127.0.0.1", service: "www").first?.port == 80)
         #expect(try Endpoint(parsing: "example.org:http") == Endpoint(host: "example.org", service: "http"))
         #expect(try Endpoint(parsing: "[::1]:8080") == Endpoint(host: "::1", service: "8080"))
-        let unknownService = await thrownError {
-            _ = try await TCPConnection.connect(to: "127.0.0.1:no-such-service")
-        } as? NetworkError
+        let unknownService =
+            await thrownError {
+                _ = try await TCPConnection.connect(to: "127.0.0.1:no-such-service")
+            } as? NetworkError
         #expect(unknownService?.description.contains("127.0.0.1:no-such-service") == true)
         try await client.close()
         try await byService.close()
@@ -100,8 +108,9 @@ struct ConnectingTests {
         let spare = try await TCPListener(port: 0, host: "127.0.0.1")
         let localPort = spare.port
         try await spare.close()
-        let client = try await TCPConnection.connect(host: "127.0.0.1", port: listener.port,
-                                                     localHost: "127.0.0.1", localPort: localPort)
+        let client = try await TCPConnection.connect(
+            host: "127.0.0.1", port: listener.port,
+            localHost: "127.0.0.1", localPort: localPort)
         let server = try await listener.accept()
         #expect(client.localAddress.port == localPort)
         #expect(try await server.addresses().remotePort == localPort)
@@ -117,15 +126,18 @@ struct ConnectingTests {
         var timedOut: NetworkError?
         for _ in 0..<64 where timedOut == nil {
             do {
-                held.append(try await TCPConnection.connect(host: "127.0.0.1", port: listener.port,
-                                                            timeout: .milliseconds(200)))
+                held.append(
+                    try await TCPConnection.connect(
+                        host: "127.0.0.1", port: listener.port,
+                        timeout: .milliseconds(200)))
             } catch let error as NetworkError {
                 timedOut = error
             }
         }
         let error = try #require(timedOut)
         #expect(error.code == .timedOut)
-        #expect(error.description == "connect to 127.0.0.1:\(listener.port) failed: timed out: no connection within 0.2 s")
+        #expect(
+            error.description == "connect to 127.0.0.1:\(listener.port) failed: timed out: no connection within 0.2 s")
         for connection in held { try await connection.close() }
         try await listener.close()
     }
@@ -401,7 +413,8 @@ struct ReadWriteTests {
     func writeTimeout() async throws {
         let pair = try await LoopbackPair.make()
         await pair.client.setTimeouts(read: nil, write: .milliseconds(100))
-        let error = await thrownError { try await pair.client.write([UInt8](repeating: 1, count: 50_000_000)) } as? NetworkError
+        let error =
+            await thrownError { try await pair.client.write([UInt8](repeating: 1, count: 50_000_000)) } as? NetworkError
         #expect(error?.code == .timedOut)
         let sent = try #require(error?.bytesTransferred)
         #expect(sent > 0 && sent < 50_000_000)
@@ -491,7 +504,9 @@ struct ReadWriteTests {
         // The server echoes; the client writes everything while another task reads the echo.
         let echo = Task {
             var buffer = [UInt8](repeating: 0, count: 65536)
-            while let count = try await pair.server.read(into: &buffer) { try await pair.server.write(buffer[..<count]) }
+            while let count = try await pair.server.read(into: &buffer) {
+                try await pair.server.write(buffer[..<count])
+            }
             try await pair.server.closeOutput()
         }
         let reader = Task {
@@ -510,12 +525,14 @@ struct ReadWriteTests {
 
 @Suite("The unflushed request")
 struct UnflushedRequestTests {
-    @Test("the README's client and server without their flush() lines: a read that has to wait sends the buffered output first")
+    @Test(
+        "the README's client and server without their flush() lines: a read that has to wait sends the buffered output first"
+    )
     func readmeClientWithoutFlush() async throws {
         let listener = try await TCPListener(port: 0, host: "127.0.0.1")
         let server = Task {
             try await serve(listener, maxConnections: 1000, gracePeriod: .seconds(5)) { connection in
-                for try await line in connection.lines {          // ends at the client's end-of-file
+                for try await line in connection.lines {  // ends at the client's end-of-file
                     try await connection.writeLine(line.uppercased())
                 }
             }
@@ -524,7 +541,7 @@ struct UnflushedRequestTests {
             let connection = try await TCPConnection.connect(host: "127.0.0.1", port: listener.port)
             #expect(await connection.bufferMode == .block(4096))
             try await connection.writeLine("hello")
-            let reply = try await connection.readLine()          // nil at end-of-file
+            let reply = try await connection.readLine()  // nil at end-of-file
             try await connection.writeLine("again")
             let second = try await connection.readLine()
             try await connection.close()

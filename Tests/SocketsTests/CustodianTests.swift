@@ -27,7 +27,9 @@ struct CustodianTests {
         }
         let accept = await thrownError { _ = try await listener.accept() } as? NetworkError
         #expect(accept?.code == .custodianShutDown)
-        #expect(accept?.description.hasPrefix("accept on 127.0.0.1:\(listener.port) failed: its custodian has been shut down") == true)
+        #expect(
+            accept?.description.hasPrefix(
+                "accept on 127.0.0.1:\(listener.port) failed: its custodian has been shut down") == true)
         let read = await thrownError { _ = try await client.read() } as? NetworkError
         #expect(read?.code == .custodianShutDown)
         let write = await thrownError { try await server.write("x") } as? NetworkError
@@ -114,9 +116,10 @@ struct CustodianTests {
         #expect(parent.isShutDown && child.isShutDown)
         #expect(await listener.isClosed)
         #expect(await inner.isClosed)
-        let late = await thrownError {
-            _ = try await Custodian.$current.withValue(child) { try await UDPSocket() }
-        } as? NetworkError
+        let late =
+            await thrownError {
+                _ = try await Custodian.$current.withValue(child) { try await UDPSocket() }
+            } as? NetworkError
         #expect(late?.code == .custodianShutDown)
         #expect(child.spawn {} == false)
     }
@@ -140,7 +143,7 @@ final class MainActorCounter {
             count += 1
             let listener = try await TCPListener(port: 0, host: "127.0.0.1")
             portsSeen.append(listener.port)
-            return listener // not Sendable-constrained: any result type
+            return listener  // not Sendable-constrained: any result type
         }
         #expect(await listener.isClosed)
         await BufferMode.withValue(.none) { count += 1 }

@@ -127,9 +127,10 @@ struct ErrorTests {
         #expect(ResolutionError(rawValue: 12345).name == "EAI 12345")
         #expect(NetworkError(.resolution(.unknownName), operation: "resolve").errno == nil)
 
-        let wrongFamily = await thrownError {
-            _ = try await Resolver.resolve(host: "127.0.0.1", service: "80", family: .ipv6)
-        } as? NetworkError
+        let wrongFamily =
+            await thrownError {
+                _ = try await Resolver.resolve(host: "127.0.0.1", service: "80", family: .ipv6)
+            } as? NetworkError
         #expect(wrongFamily?.resolutionError == .familyNotSupported)
     }
 }

@@ -10,8 +10,9 @@ import Testing
 @Suite("Interop with non-Swift peers")
 struct InteropTests {
     /// Every network wait in these tests ends within 20 s: a peer that misbehaves fails the test, never hangs it.
-    static let timeouts = TCPTimeouts(read: .seconds(20), write: .seconds(20), connect: .seconds(20),
-                                      accept: .seconds(20))
+    static let timeouts = TCPTimeouts(
+        read: .seconds(20), write: .seconds(20), connect: .seconds(20),
+        accept: .seconds(20))
 
     /// 1 MB of bytes with a period of 251 (a prime, so no buffer size lines up with it): a byte lost,
     /// duplicated or reordered shows.
@@ -90,9 +91,10 @@ struct InteropTests {
         s.close()
         """
 
-    @Test("python3 client: 1 MB echoed exactly; its shutdown(SHUT_WR) is our EOF, and we still write after it",
-          .enabled(if: ExternalProcess.isInstalled("python3"), "python3 is not installed"),
-          .timeLimit(.minutes(1)))
+    @Test(
+        "python3 client: 1 MB echoed exactly; its shutdown(SHUT_WR) is our EOF, and we still write after it",
+        .enabled(if: ExternalProcess.isInstalled("python3"), "python3 is not installed"),
+        .timeLimit(.minutes(1)))
     func pythonClientEchoWithHalfClose() async throws {
         let size = 1 << 20
         try await TCPTimeouts.withValue(Self.timeouts) {
@@ -146,9 +148,10 @@ struct InteropTests {
         client.close()
         """
 
-    @Test("python3 server: our 1 MB and closeOutput() reach it whole, and we read its 1 MB answer after our FIN",
-          .enabled(if: ExternalProcess.isInstalled("python3"), "python3 is not installed"),
-          .timeLimit(.minutes(1)))
+    @Test(
+        "python3 server: our 1 MB and closeOutput() reach it whole, and we read its 1 MB answer after our FIN",
+        .enabled(if: ExternalProcess.isInstalled("python3"), "python3 is not installed"),
+        .timeLimit(.minutes(1)))
     func pythonServerReceivesAndAnswers() async throws {
         let size = 1 << 20
         try await TCPTimeouts.withValue(Self.timeouts) {
@@ -193,9 +196,10 @@ struct InteropTests {
         (close-input-port i)
         """
 
-    @Test("Racket client: lines both ways, same tcp-addresses, its close-output-port is our EOF, we write on",
-          .enabled(if: ExternalProcess.isInstalled("racket"), "racket is not installed"),
-          .timeLimit(.minutes(1)))
+    @Test(
+        "Racket client: lines both ways, same tcp-addresses, its close-output-port is our EOF, we write on",
+        .enabled(if: ExternalProcess.isInstalled("racket"), "racket is not installed"),
+        .timeLimit(.minutes(1)))
     func racketClientAgainstOurListener() async throws {
         try await TCPTimeouts.withValue(Self.timeouts) {
             let listener = try await TCPListener(port: 0, host: "127.0.0.1")
@@ -243,9 +247,10 @@ struct InteropTests {
         (close-input-port i)
         """
 
-    @Test("Racket server: lines both ways, same tcp-addresses, our closeOutput() is its eof, we read on",
-          .enabled(if: ExternalProcess.isInstalled("racket"), "racket is not installed"),
-          .timeLimit(.minutes(1)))
+    @Test(
+        "Racket server: lines both ways, same tcp-addresses, our closeOutput() is its eof, we read on",
+        .enabled(if: ExternalProcess.isInstalled("racket"), "racket is not installed"),
+        .timeLimit(.minutes(1)))
     func ourConnectionAgainstRacketListener() async throws {
         try await TCPTimeouts.withValue(Self.timeouts) {
             let racket = try ExternalProcess("racket", Self.racket(Self.racketServer))
@@ -274,15 +279,17 @@ struct InteropTests {
 
     // MARK: netcat and socat
 
-    @Test("nc client: lines from its stdin answered line by line; nc -N's FIN is our EOF, we answer after it",
-          .enabled(if: ExternalProcess.isInstalled("nc"), "nc is not installed"),
-          .timeLimit(.minutes(1)))
+    @Test(
+        "nc client: lines from its stdin answered line by line; nc -N's FIN is our EOF, we answer after it",
+        .enabled(if: ExternalProcess.isInstalled("nc"), "nc is not installed"),
+        .timeLimit(.minutes(1)))
     func netcatClientAgainstOurListener() async throws {
         try await TCPTimeouts.withValue(Self.timeouts) {
             let listener = try await TCPListener(port: 0, host: "127.0.0.1")
             // -N: shut the socket down for writing at the end of stdin (OpenBSD netcat).
-            let nc = try ExternalProcess("nc", ["-N", "127.0.0.1", "\(listener.port)"],
-                                         stdin: "ping 1\nping 2\r\nping 3\n")
+            let nc = try ExternalProcess(
+                "nc", ["-N", "127.0.0.1", "\(listener.port)"],
+                stdin: "ping 1\nping 2\r\nping 3\n")
             let connection = try await listener.accept()
             try await listener.close()
             var lines: [String] = []
@@ -301,9 +308,10 @@ struct InteropTests {
         }
     }
 
-    @Test("socat echo server (port 0, read back from its log): 64 KB echoed exactly after our FIN",
-          .enabled(if: ExternalProcess.isInstalled("socat"), "socat is not installed"),
-          .timeLimit(.minutes(1)))
+    @Test(
+        "socat echo server (port 0, read back from its log): 64 KB echoed exactly after our FIN",
+        .enabled(if: ExternalProcess.isInstalled("socat"), "socat is not installed"),
+        .timeLimit(.minutes(1)))
     func ourConnectionAgainstSocatEcho() async throws {
         let size = 64 * 1024
         try await TCPTimeouts.withValue(Self.timeouts) {

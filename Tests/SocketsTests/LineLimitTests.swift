@@ -29,7 +29,8 @@ struct LineLimitTests {
         let reader = Task { try await pair.server.readLine(maxLength: 10) }
         try await pair.client.write("\n01234567890\n")
         #expect(try await reader.value == "0123456789")
-        #expect((await thrownError { _ = try await pair.server.readLine(maxLength: 10) } as? NetworkError)?.code
+        #expect(
+            (await thrownError { _ = try await pair.server.readLine(maxLength: 10) } as? NetworkError)?.code
                 == .lineTooLong)
         try await pair.client.write("ok\n")
         #expect(try await pair.server.readLine(maxLength: 10) == "ok")
@@ -40,7 +41,8 @@ struct LineLimitTests {
     func skipsArrivingRest() async throws {
         let pair = try await LoopbackPair.make()
         try await pair.client.write(String(repeating: "y", count: 100))
-        #expect((await thrownError { _ = try await pair.server.readLine(maxLength: 50) } as? NetworkError)?.code
+        #expect(
+            (await thrownError { _ = try await pair.server.readLine(maxLength: 50) } as? NetworkError)?.code
                 == .lineTooLong)
         let next = Task { try await pair.server.readLine(maxLength: 50) }
         for _ in 0..<10 { try await pair.client.write(String(repeating: "z", count: 100)) }
@@ -53,14 +55,16 @@ struct LineLimitTests {
     func byteReadAfterLimitAndNoLimit() async throws {
         let pair = try await LoopbackPair.make()
         try await pair.client.write("abcdefgh")
-        #expect((await thrownError { _ = try await pair.server.readLine(maxLength: 4) } as? NetworkError)?.code
+        #expect(
+            (await thrownError { _ = try await pair.server.readLine(maxLength: 4) } as? NetworkError)?.code
                 == .lineTooLong)
         try await pair.client.write("rest\n")
         #expect(try await pair.server.read(exactly: 5) == Array("rest\n".utf8))
         let long = String(repeating: "l", count: 200_000)
         try await pair.client.write(long + "\n")
         #expect(try await pair.server.readLine(maxLength: .max) == long)
-        #expect((await thrownError { _ = try await pair.server.readLine(maxLength: -1) } as? NetworkError)?.code
+        #expect(
+            (await thrownError { _ = try await pair.server.readLine(maxLength: -1) } as? NetworkError)?.code
                 == .invalidArgument)
         await pair.close()
     }
@@ -82,11 +86,13 @@ struct LineLimitTests {
     @Test("256 MiB without a newline grows the reader's peak memory by less than 64 MiB (default limit; child process)")
     func boundedMemory() async throws {
         guard !Self.insideChild else { return }
-        let result = try await ExternalProcess.runTests(matching: "LineLimitTests/memoryInChild",
-                                                        environment: ["SOCKETS_LINE_MEMORY_CHILD": "1"],
-                                                        timeout: .seconds(300))
-        let report = try #require(result.stdout.first { $0.hasPrefix("line-memory: ") },
-                                  "the child reported nothing: \(result.stderr.suffix(2000))")
+        let result = try await ExternalProcess.runTests(
+            matching: "LineLimitTests/memoryInChild",
+            environment: ["SOCKETS_LINE_MEMORY_CHILD": "1"],
+            timeout: .seconds(300))
+        let report = try #require(
+            result.stdout.first { $0.hasPrefix("line-memory: ") },
+            "the child reported nothing: \(result.stderr.suffix(2000))")
         #expect(result.status == 0, "\(result.stderr.suffix(2000))")
         let growth = try #require(Int(report.split(separator: "=").last ?? ""))
         print(report)

@@ -94,7 +94,11 @@ struct ListenerTests {
         let client = try await TCPConnection.connect(host: "127.0.0.1", port: listener.port)
         var accepted: TCPConnection?
         for _ in 0..<2000 where accepted == nil {
-            if try await listener.isAcceptReady() { accepted = try await listener.tryAccept() } else { await Task.yield() }
+            if try await listener.isAcceptReady() {
+                accepted = try await listener.tryAccept()
+            } else {
+                await Task.yield()
+            }
         }
         let server = try #require(accepted)
         #expect(server.remoteAddress.port == client.localAddress.port)
@@ -137,9 +141,10 @@ struct ListenerTests {
         #expect(backlog?.description.contains("backlog") == true)
         let empty = await thrownError { _ = try await TCPListener(port: 0, host: "") } as? NetworkError
         #expect(empty?.description.contains("host name is empty") == true)
-        let huge = await thrownError {
-            _ = try await TCPListener(port: 0, host: String(repeating: "x", count: 10_000))
-        } as? NetworkError
+        let huge =
+            await thrownError {
+                _ = try await TCPListener(port: 0, host: String(repeating: "x", count: 10_000))
+            } as? NetworkError
         #expect(huge?.code == .invalidArgument)
         #expect(huge?.description.contains("10000 bytes long") == true)
     }
@@ -147,7 +152,8 @@ struct ListenerTests {
     @Test("a port in use is refused with EADDRINUSE, naming the address")
     func portInUse() async throws {
         let first = try await TCPListener(port: 0, host: "127.0.0.1")
-        let error = await thrownError { _ = try await TCPListener(port: first.port, host: "127.0.0.1") } as? NetworkError
+        let error =
+            await thrownError { _ = try await TCPListener(port: first.port, host: "127.0.0.1") } as? NetworkError
         #expect(error?.errno == .addressInUse)
         #expect(error?.description == "listen on 127.0.0.1:\(first.port) failed: Address already in use (EADDRINUSE)")
         try await first.close()
@@ -166,9 +172,10 @@ struct ListenerTests {
     @Test("the accept timeout throws a timeout error and leaves the listener usable")
     func acceptTimeout() async throws {
         let listener = try await TCPListener(port: 0, host: "127.0.0.1")
-        let error = await TCPTimeouts.withValue(TCPTimeouts(accept: .milliseconds(50))) {
-            await thrownError { _ = try await listener.accept() }
-        } as? NetworkError
+        let error =
+            await TCPTimeouts.withValue(TCPTimeouts(accept: .milliseconds(50))) {
+                await thrownError { _ = try await listener.accept() }
+            } as? NetworkError
         #expect(error?.code == .timedOut)
         #expect(error?.description.contains("accept on 127.0.0.1:\(listener.port) failed: timed out") == true)
         let client = try await TCPConnection.connect(host: "127.0.0.1", port: listener.port)

@@ -9,7 +9,12 @@ import Testing
 /// Counts handlers running now, and the most seen at once.
 final class Gauge: Sendable {
     private let counts = LockedState((now: 0, most: 0))
-    func enter() { counts.withLock { $0.now += 1; $0.most = max($0.most, $0.now) } }
+    func enter() {
+        counts.withLock {
+            $0.now += 1
+            $0.most = max($0.most, $0.now)
+        }
+    }
     func leave() { counts.withLock { $0.now -= 1 } }
     var most: Int { counts.withLock { $0.most } }
 }
@@ -22,15 +27,18 @@ struct ServeTests {
         let listener = try await TCPListener(port: 0, host: "127.0.0.1")
         let reported = LockedState<[String]>([])
         let server = Task {
-            try await serve(listener, onError: { error, connection in
-                reported.withLock { $0.append("\((error as? Refused)?.line ?? "\(error)")") }
-                // The connection is still open: the client can be told.
-                try? await connection.writeLine("error")
-            }, handler: { connection in
-                guard let line = try await connection.readLine() else { return }
-                if line == "cancel" { throw CancellationError() }
-                throw Refused(line: line)
-            })
+            try await serve(
+                listener,
+                onError: { error, connection in
+                    reported.withLock { $0.append("\((error as? Refused)?.line ?? "\(error)")") }
+                    // The connection is still open: the client can be told.
+                    try? await connection.writeLine("error")
+                },
+                handler: { connection in
+                    guard let line = try await connection.readLine() else { return }
+                    if line == "cancel" { throw CancellationError() }
+                    throw Refused(line: line)
+                })
         }
         for line in ["a", "cancel", "b"] {
             let client = try await TCPConnection.connect(host: "127.0.0.1", port: listener.port)
@@ -72,7 +80,9 @@ struct ServeTests {
                 }
                 var replies: [String?] = []
                 for try await reply in group { replies.append(reply) }
-                #expect(replies.compactMap { $0 }.sorted() == (0..<40).filter { $0 % 10 != 0 }.map { "echo \($0)" }.sorted())
+                #expect(
+                    replies.compactMap { $0 }.sorted() == (0..<40).filter { $0 % 10 != 0 }.map { "echo \($0)" }.sorted()
+                )
                 #expect(replies.filter { $0 == nil }.count == 4)
             }
         }
@@ -121,8 +131,9 @@ struct ServeTests {
         try await client.close()
     }
 
-    @Test("out of descriptors, the echo-server backs off without spinning and serves again once they free up",
-          .enabled(if: ExternalProcess.isInstalled("prlimit"), "prlimit is not installed"))
+    @Test(
+        "out of descriptors, the echo-server backs off without spinning and serves again once they free up",
+        .enabled(if: ExternalProcess.isInstalled("prlimit"), "prlimit is not installed"))
     func recoversFromDescriptorExhaustion() async throws {
         let path = try ExternalProcess.productPath("echo-server")
         let server = try ExternalProcess("prlimit", ["--nofile=40:40", path, "--port", "0", "--no-udp"])
@@ -153,7 +164,8 @@ struct ServeTests {
 /// utime + stime of a process, in clock ticks.
 func processCPUTicks(_ pid: pid_t) -> Int {
     guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-          let close = stat.lastIndex(of: ")") else { return 0 }
+        let close = stat.lastIndex(of: ")")
+    else { return 0 }
     let fields = stat[stat.index(after: close)...].split(separator: " ")
     return (Int(fields[11]) ?? 0) + (Int(fields[12]) ?? 0)
 }

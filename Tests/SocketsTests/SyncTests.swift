@@ -41,10 +41,11 @@ struct SyncTests {
         let arrivals = try await withinTimeLimit(60) {
             var arrivals: [Arrival] = []
             while arrivals.count < 2 * connections + datagrams {
-                arrivals.append(try await sync(
-                    first.acceptEvent().map { Arrival.first($0) },
-                    second.acceptEvent().map { Arrival.second($0) },
-                    udp.receiveEvent().map { Arrival.datagram($0) }))
+                arrivals.append(
+                    try await sync(
+                        first.acceptEvent().map { Arrival.first($0) },
+                        second.acceptEvent().map { Arrival.second($0) },
+                        udp.receiveEvent().map { Arrival.datagram($0) }))
             }
             return arrivals
         }

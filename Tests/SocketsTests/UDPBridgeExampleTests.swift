@@ -8,8 +8,9 @@ import Testing
 struct UDPBridgeExampleTests {
     /// Starts the bridge to `servicePort` and connects a client to it.
     private func startBridge(to servicePort: Int, idle: String) async throws -> (ExternalProcess, TCPConnection) {
-        let bridge = try ExternalProcess(try ExternalProcess.productPath("udp-bridge"),
-                                         ["--port", "0", "--to", "127.0.0.1:\(servicePort)", "--idle", idle])
+        let bridge = try ExternalProcess(
+            try ExternalProcess.productPath("udp-bridge"),
+            ["--port", "0", "--to", "127.0.0.1:\(servicePort)", "--idle", idle])
         let line = try #require(try await bridge.readLine())
         let port = try #require(Int(line.split(separator: ":").last ?? ""))
         return (bridge, try await TCPConnection.connect(host: "127.0.0.1", port: port))

@@ -59,32 +59,36 @@ struct UDPInteropTests {
 
     // MARK: python3
 
-    static let pythonEchoClient = pythonPattern + """
+    static let pythonEchoClient =
+        pythonPattern + """
 
-        import socket, sys
-        port, sizes = int(sys.argv[1]), [int(n) for n in sys.argv[2:]]
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.settimeout(20)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-        s.bind(("127.0.0.1", 0))
-        print("local-port", s.getsockname()[1], flush=True)
-        for size in sizes:                      # all sent before any is read back: boundaries must hold
-            s.sendto(pattern(size), ("127.0.0.1", port))
-        for size in sizes:
-            data, peer = s.recvfrom(65536)
-            print("echo", size, len(data), data == pattern(size), peer[0], peer[1], flush=True)
-        """
+            import socket, sys
+            port, sizes = int(sys.argv[1]), [int(n) for n in sys.argv[2:]]
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.settimeout(20)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+            s.bind(("127.0.0.1", 0))
+            print("local-port", s.getsockname()[1], flush=True)
+            for size in sizes:                      # all sent before any is read back: boundaries must hold
+                s.sendto(pattern(size), ("127.0.0.1", port))
+            for size in sizes:
+                data, peer = s.recvfrom(65536)
+                print("echo", size, len(data), data == pattern(size), peer[0], peer[1], flush=True)
+            """
 
-    @Test("python3 sends 0, 1, 1472 and 65,507 bytes back to back; we echo each to its sender; python3 checks",
-          .enabled(if: ExternalProcess.isInstalled("python3"), "python3 is not installed"),
-          .timeLimit(.minutes(1)))
+    @Test(
+        "python3 sends 0, 1, 1472 and 65,507 bytes back to back; we echo each to its sender; python3 checks",
+        .enabled(if: ExternalProcess.isInstalled("python3"), "python3 is not installed"),
+        .timeLimit(.minutes(1)))
     func pythonClientAgainstOurSocket() async throws {
         try await withinTimeLimit(Self.limit) {
             let socket = try await UDPSocket()
             try await socket.bind(host: "127.0.0.1", port: 0)
             let port = try await socket.addresses().localPort
-            let python = try ExternalProcess("python3", ["-c", Self.pythonEchoClient, "\(port)"]
-                                             + Self.sizes.map(String.init))
+            let python = try ExternalProcess(
+                "python3",
+                ["-c", Self.pythonEchoClient, "\(port)"]
+                    + Self.sizes.map(String.init))
             var senders: [Int] = []
             for size in Self.sizes {
                 let datagram = try await socket.receive()
@@ -102,24 +106,26 @@ struct UDPInteropTests {
         }
     }
 
-    static let pythonEchoServer = pythonPattern + """
+    static let pythonEchoServer =
+        pythonPattern + """
 
-        import socket, sys
-        count = int(sys.argv[1])
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.settimeout(20)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-        s.bind(("127.0.0.1", 0))
-        print("port", s.getsockname()[1], flush=True)
-        for _ in range(count):
-            data, peer = s.recvfrom(65536)
-            print("got", len(data), data == pattern(len(data)), peer[0], peer[1], flush=True)
-            s.sendto(data, peer)
-        """
+            import socket, sys
+            count = int(sys.argv[1])
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.settimeout(20)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+            s.bind(("127.0.0.1", 0))
+            print("port", s.getsockname()[1], flush=True)
+            for _ in range(count):
+                data, peer = s.recvfrom(65536)
+                print("got", len(data), data == pattern(len(data)), peer[0], peer[1], flush=True)
+                s.sendto(data, peer)
+            """
 
-    @Test("our unbound socket sends 0, 1, 1472 and 65,507 bytes back to back to a python3 echo; each comes back",
-          .enabled(if: ExternalProcess.isInstalled("python3"), "python3 is not installed"),
-          .timeLimit(.minutes(1)))
+    @Test(
+        "our unbound socket sends 0, 1, 1472 and 65,507 bytes back to back to a python3 echo; each comes back",
+        .enabled(if: ExternalProcess.isInstalled("python3"), "python3 is not installed"),
+        .timeLimit(.minutes(1)))
     func ourSocketAgainstPythonEcho() async throws {
         try await withinTimeLimit(Self.limit) {
             let python = try ExternalProcess("python3", ["-c", Self.pythonEchoServer, "\(Self.sizes.count)"])
@@ -162,13 +168,17 @@ struct UDPInteropTests {
         (say "closed")
         """
 
-    @Test("Racket echo server (udp-bind!, udp-receive!, udp-send-to): 0, 1, 1472, 65,507 bytes; same addresses",
-          .enabled(if: ExternalProcess.isInstalled("racket"), "racket is not installed"),
-          .timeLimit(.minutes(1)))
+    @Test(
+        "Racket echo server (udp-bind!, udp-receive!, udp-send-to): 0, 1, 1472, 65,507 bytes; same addresses",
+        .enabled(if: ExternalProcess.isInstalled("racket"), "racket is not installed"),
+        .timeLimit(.minutes(1)))
     func ourSocketAgainstRacketEcho() async throws {
         try await withinTimeLimit(Self.limit) {
-            let racket = try ExternalProcess("racket", Self.racket(Self.racketEchoServer,
-                                                                   arguments: ["\(Self.sizes.count)"]))
+            let racket = try ExternalProcess(
+                "racket",
+                Self.racket(
+                    Self.racketEchoServer,
+                    arguments: ["\(Self.sizes.count)"]))
             let theirs = try Self.fields(try await racket.readLine(), after: "addresses")
             let racketPort = try #require(theirs.count == 4 ? Int(theirs[1]) : nil, "udp-addresses: \(theirs)")
             #expect(theirs == ["127.0.0.1", "\(racketPort)", "0.0.0.0", "0"], "bound, not connected")
@@ -212,9 +222,10 @@ struct UDPInteropTests {
         (say "addresses " (addresses s))
         """
 
-    @Test("Racket client (udp-send-to, udp-send-to* for the empty one) against our socket echoing to the sender",
-          .enabled(if: ExternalProcess.isInstalled("racket"), "racket is not installed"),
-          .timeLimit(.minutes(1)))
+    @Test(
+        "Racket client (udp-send-to, udp-send-to* for the empty one) against our socket echoing to the sender",
+        .enabled(if: ExternalProcess.isInstalled("racket"), "racket is not installed"),
+        .timeLimit(.minutes(1)))
     func racketClientAgainstOurSocket() async throws {
         let sizes = [1, 0, 1472, UDPSocket.maximumDatagramLength]
         try await withinTimeLimit(Self.limit) {
@@ -234,16 +245,17 @@ struct UDPInteropTests {
             let racketPort = try #require(senders.first)
 
             let report = try await racket.remainingLines()
-            #expect(report == [
-                "bound-before-send #f",
-                "echo 1 1 127.0.0.1 \(port) #t",
-                "send-to* #f",  // sent once (we received it), yet #f: Racket 8.7's departure
-                "echo 0 0 127.0.0.1 \(port) #t",  // our empty datagram: udp-receive! gives count 0
-                "echo 1472 1472 127.0.0.1 \(port) #t",
-                "echo 65507 65507 127.0.0.1 \(port) #t",
-                // udp-send-to bound Racket's socket to all addresses, at the port we saw.
-                "addresses 0.0.0.0 \(racketPort) 0.0.0.0 0",
-            ])
+            #expect(
+                report == [
+                    "bound-before-send #f",
+                    "echo 1 1 127.0.0.1 \(port) #t",
+                    "send-to* #f",  // sent once (we received it), yet #f: Racket 8.7's departure
+                    "echo 0 0 127.0.0.1 \(port) #t",  // our empty datagram: udp-receive! gives count 0
+                    "echo 1472 1472 127.0.0.1 \(port) #t",
+                    "echo 65507 65507 127.0.0.1 \(port) #t",
+                    // udp-send-to bound Racket's socket to all addresses, at the port we saw.
+                    "addresses 0.0.0.0 \(racketPort) 0.0.0.0 0",
+                ])
             #expect(try await racket.waitForExit() == 0, "racket stderr: \(racket.stderrSoFar)")
             try await socket.close()
         }
@@ -256,9 +268,10 @@ struct UDPInteropTests {
         (say "returned")
         """
 
-    @Test("Racket 8.7's departure: one udp-send-to of an empty datagram sends it again and again (killed by PID)",
-          .enabled(if: ExternalProcess.isInstalled("racket"), "racket is not installed"),
-          .timeLimit(.minutes(1)))
+    @Test(
+        "Racket 8.7's departure: one udp-send-to of an empty datagram sends it again and again (killed by PID)",
+        .enabled(if: ExternalProcess.isInstalled("racket"), "racket is not installed"),
+        .timeLimit(.minutes(1)))
     func racketEmptySendToSpins() async throws {
         try await withinTimeLimit(Self.limit) {
             let socket = try await UDPSocket()
@@ -298,9 +311,10 @@ struct UDPInteropTests {
         (say "disconnected " (udp-connected? r) " " (udp-bound? r) " " (addresses r))
         """
 
-    @Test("udp-connect! against connect(host:port:): same addresses; each receives only from its peer; disconnect",
-          .enabled(if: ExternalProcess.isInstalled("racket"), "racket is not installed"),
-          .timeLimit(.minutes(1)))
+    @Test(
+        "udp-connect! against connect(host:port:): same addresses; each receives only from its peer; disconnect",
+        .enabled(if: ExternalProcess.isInstalled("racket"), "racket is not installed"),
+        .timeLimit(.minutes(1)))
     func connectedSocketsAgainstRacket() async throws {
         try await withinTimeLimit(Self.limit) {
             let ours = try await UDPSocket()
@@ -317,7 +331,8 @@ struct UDPInteropTests {
             try await ours.connect(host: "127.0.0.1", port: racketPort)
             #expect(await ours.isConnected)
             let addresses = try await ours.addresses()
-            #expect([addresses.localHost, "\(addresses.localPort)", addresses.remoteHost, "\(addresses.remotePort)"]
+            #expect(
+                [addresses.localHost, "\(addresses.localPort)", addresses.remoteHost, "\(addresses.remotePort)"]
                     == ["127.0.0.1", "\(ourPort)", "127.0.0.1", "\(racketPort)"], "Racket's, mirrored")
 
             // Racket's connected socket takes only ours: the other socket's datagram, sent first, is dropped.
@@ -343,8 +358,9 @@ struct UDPInteropTests {
             #expect(after.localPort == ourPort && after.remotePort == 0)
             try await other.send(Array("after".utf8), to: "127.0.0.1", port: ourPort)
             let late = try await ours.receive()
-            #expect(late.bytes == Array("after".utf8) && late.address.port == otherPort,
-                    "unconnected again, on the same port: datagrams from anyone")
+            #expect(
+                late.bytes == Array("after".utf8) && late.address.port == otherPort,
+                "unconnected again, on the same port: datagrams from anyone")
 
             #expect(try await racket.remainingLines() == [])
             #expect(try await racket.waitForExit() == 0, "racket stderr: \(racket.stderrSoFar)")
@@ -363,8 +379,9 @@ struct UDPInteropTests {
         return (server, try #require(line.split(separator: ":").last.flatMap { Int($0) }))
     }
 
-    @Test("echo-server echoes datagrams of 0, 1, 1472 and 65,507 bytes on its TCP port number",
-          .timeLimit(.minutes(1)))
+    @Test(
+        "echo-server echoes datagrams of 0, 1, 1472 and 65,507 bytes on its TCP port number",
+        .timeLimit(.minutes(1)))
     func echoServerEchoesDatagrams() async throws {
         try await withinTimeLimit(Self.limit) {
             let (server, port) = try await Self.startEchoServer([])
@@ -384,8 +401,9 @@ struct UDPInteropTests {
         }
     }
 
-    @Test("echo-server --no-udp: nothing answers on the port; a connected socket's next receive is ECONNREFUSED",
-          .timeLimit(.minutes(1)))
+    @Test(
+        "echo-server --no-udp: nothing answers on the port; a connected socket's next receive is ECONNREFUSED",
+        .timeLimit(.minutes(1)))
     func echoServerWithoutUDP() async throws {
         try await withinTimeLimit(Self.limit) {
             let (server, port) = try await Self.startEchoServer(["--no-udp"])

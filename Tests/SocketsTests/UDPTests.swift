@@ -26,7 +26,8 @@ struct UDPTests {
         #expect(six.family == .ipv6)
         let addresses = try await plain.addresses()
         #expect(addresses.localPort == 0 && addresses.remotePort == 0)
-        let bad = await thrownError { _ = try await UDPSocket(familyHost: "127.0.0.1", familyPort: 70000) } as? NetworkError
+        let bad =
+            await thrownError { _ = try await UDPSocket(familyHost: "127.0.0.1", familyPort: 70000) } as? NetworkError
         #expect(bad?.description.contains("port 70000 is outside 0...65535") == true)
     }
 
@@ -108,7 +109,9 @@ struct UDPTests {
         var buffer = [UInt8](repeating: 0, count: 8)
         let receive = await thrownError { _ = try await a.receive(into: &buffer, range: 6..<10) } as? NetworkError
         #expect(receive?.description == "receive failed: range 6..<10 is outside the buffer's 0..<8")
-        let send = await thrownError { try await a.send([1, 2, 3], range: 2..<5, to: "127.0.0.1", port: portB) } as? NetworkError
+        let send =
+            await thrownError { try await a.send([1, 2, 3], range: 2..<5, to: "127.0.0.1", port: portB) }
+            as? NetworkError
         #expect(send?.description == "send to failed: range 2..<5 is outside the buffer's 0..<3")
         let unbound = try await UDPSocket()
         let notBound = await thrownError { _ = try await unbound.receive(into: &buffer) } as? NetworkError
@@ -223,7 +226,9 @@ struct UDPTests {
         try await socket.bind(port: 0)
         try await socket.joinMulticastGroup("239.255.1.2", interface: "127.0.0.1")
         try await socket.leaveMulticastGroup("239.255.1.2", interface: "127.0.0.1")
-        let notJoined = await thrownError { try await socket.leaveMulticastGroup("239.255.1.2", interface: "127.0.0.1") }
+        let notJoined = await thrownError {
+            try await socket.leaveMulticastGroup("239.255.1.2", interface: "127.0.0.1")
+        }
         #expect(notJoined is NetworkError)
     }
 
@@ -284,7 +289,7 @@ struct UDPTests {
                 let cancelling = round % 3 != 0
                 if cancelling { attempt.cancel() }
                 // A round that is not cancelled sends one, so its receive has a datagram to return.
-                if (!cancelling || round % 5 == 1), next < count {
+                if !cancelling || round % 5 == 1, next < count {
                     try await a.send(Array("\(next)".utf8), to: toB)
                     next += 1
                 }
@@ -365,8 +370,9 @@ struct MulticastNamespaceTests {
     /// Run in a fresh network namespace (made by the test below, gone when its process ends) with one veth
     /// pair whose ends both stay inside: multicast sent out of `v0` is looped back to this host only when
     /// IP_MULTICAST_LOOP is on.
-    @Test("multicast delivery with loopback on, and none with loopback off",
-          .enabled(if: insideNamespace, "runs only inside the network namespace the next test makes for it"))
+    @Test(
+        "multicast delivery with loopback on, and none with loopback off",
+        .enabled(if: insideNamespace, "runs only inside the network namespace the next test makes for it"))
     func deliveryInNamespace() async throws {
         let receiver = try await UDPSocket()
         try await receiver.bind(port: 0, reuseAddress: true)
@@ -385,15 +391,18 @@ struct MulticastNamespaceTests {
         try await receiver.leaveMulticastGroup("239.255.7.7", interface: "192.0.2.1")
     }
 
-    @Test("runs the multicast test in a network namespace of its own",
-          .enabled(if: !insideNamespace, "this is the namespace's own run"),
-          .enabled(if: namespaceUnavailable == nil, "\(namespaceUnavailable ?? "")"))
+    @Test(
+        "runs the multicast test in a network namespace of its own",
+        .enabled(if: !insideNamespace, "this is the namespace's own run"),
+        .enabled(if: namespaceUnavailable == nil, "\(namespaceUnavailable ?? "")"))
     func namespace() async throws {
-        let setup = "ip link set lo up && ip link add v0 type veth peer name v1 && ip link set v0 up && "
+        let setup =
+            "ip link set lo up && ip link add v0 type veth peer name v1 && ip link set v0 up && "
             + "ip link set v1 up && ip addr add 192.0.2.1/24 dev v0 && ip route add 224.0.0.0/4 dev v0 && "
             + "SOCKETS_MULTICAST_NAMESPACE=1 exec \"$0\" --testing-library swift-testing --filter deliveryInNamespace"
-        let result = try await ExternalProcess.run("unshare", ["-n", "sh", "-c", setup, CommandLine.arguments[0]],
-                                                   timeout: .seconds(60))
+        let result = try await ExternalProcess.run(
+            "unshare", ["-n", "sh", "-c", setup, CommandLine.arguments[0]],
+            timeout: .seconds(60))
         let summary = result.stdout.last { $0.contains("Test run with") } ?? result.stderr
         #expect(result.status == 0, "\(summary)")
         #expect(summary.contains("1 test") && summary.contains("passed"), "\(summary)")

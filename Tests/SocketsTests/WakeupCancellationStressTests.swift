@@ -23,20 +23,24 @@ struct WakeupCancellationStressTests {
     static let insideChild = ProcessInfo.processInfo.environment["SOCKETS_WAKEUP_STRESS"] == "1"
     /// How long each kind races (and so, the whole child: about this times the number of kinds).
     /// The kinds to race (all by default; a comma-separated list of names to reproduce one).
-    static let kinds = ProcessInfo.processInfo.environment["SOCKETS_WAKEUP_STRESS_KINDS"].map { list in
-        list.split(separator: ",").compactMap { WakeupKind(rawValue: String($0)) }
-    } ?? WakeupKind.allCases
-    static let secondsPerKind = Double(ProcessInfo.processInfo.environment["SOCKETS_WAKEUP_STRESS_SECONDS"] ?? "")
+    static let kinds =
+        ProcessInfo.processInfo.environment["SOCKETS_WAKEUP_STRESS_KINDS"].map { list in
+            list.split(separator: ",").compactMap { WakeupKind(rawValue: String($0)) }
+        } ?? WakeupKind.allCases
+    static let secondsPerKind =
+        Double(ProcessInfo.processInfo.environment["SOCKETS_WAKEUP_STRESS_SECONDS"] ?? "")
         ?? 1.0
     /// A child that says nothing for this long has hung.
     static let silence: Duration = .seconds(20)
 
-    @Test("no wait hangs when its wake-up meets its cancellation (read, readLine, read(exactly:), write, flush, accept, connect, UDP receive/send, sync, the semaphore)",
-          .enabled(if: !insideChild))
+    @Test(
+        "no wait hangs when its wake-up meets its cancellation (read, readLine, read(exactly:), write, flush, accept, connect, UDP receive/send, sync, the semaphore)",
+        .enabled(if: !insideChild))
     func parent() async throws {
-        let process = try ExternalProcess(CommandLine.arguments[0],
-                                          ["--testing-library", "swift-testing", "--filter", "WakeupCancellationStressTests/child"],
-                                          environment: ["SOCKETS_WAKEUP_STRESS": "1"])
+        let process = try ExternalProcess(
+            CommandLine.arguments[0],
+            ["--testing-library", "swift-testing", "--filter", "WakeupCancellationStressTests/child"],
+            environment: ["SOCKETS_WAKEUP_STRESS": "1"])
         var current: String?
         var ended: [String] = []
         while true {
@@ -45,7 +49,8 @@ struct WakeupCancellationStressTests {
                 line = try await process.readLine(timeout: Self.silence)
             } catch {
                 await process.terminate()
-                Issue.record("""
+                Issue.record(
+                    """
                     the wait '\(current ?? "(before the first kind)")' hung: no progress for \(Self.silence) \
                     (kinds finished: \(ended.joined(separator: ", ")))
                     """)
@@ -55,7 +60,10 @@ struct WakeupCancellationStressTests {
             let words = line.split(separator: " ")
             guard words.first == "wakeup-stress:", words.count >= 3 else { continue }
             if words[1] == "begin" { current = String(words[2]) }
-            if words[1] == "end" { ended.append(String(words[2])); print(line) }
+            if words[1] == "end" {
+                ended.append(String(words[2]))
+                print(line)
+            }
         }
         let status = try await process.waitForExit(timeout: .seconds(20))
         #expect(status == 0, "the child failed: \(process.stderrSoFar.suffix(4000))")
@@ -103,8 +111,10 @@ private func spin(microseconds: Int) {
 
 /// One round: `wait` in a task of its own; after a random moment, `wake` (in this task); after another, the
 /// waiting task is cancelled. Returns how the wait ended.
-private func race<T: Sendable>(_ wait: @escaping @Sendable () async throws -> T,
-                               wake: () async throws -> Void) async throws -> Result<T, any Error> {
+private func race<T: Sendable>(
+    _ wait: @escaping @Sendable () async throws -> T,
+    wake: () async throws -> Void
+) async throws -> Result<T, any Error> {
     let waiter = Task { try await wait() }
     spin(microseconds: .random(in: 0...40))
     try await wake()
@@ -122,24 +132,36 @@ private let maximumRounds = 200_000
 
 enum WakeupKind: String, CaseIterable, CustomStringConvertible {
     case read, readLine, readExactly, write, flush, accept, connect, udpReceive, udpSend, sync, semaphore,
-         semaphoreIdle
+        semaphoreIdle
 
     var description: String { rawValue }
 
     func run(until deadline: ContinuousClock.Instant) async throws -> RaceStats {
         switch self {
-        case .read: try await reads(until: deadline) { pair in
-            try await pair.server.read(upTo: 64)?.count ?? 0
-        } payload: { "x" }
-        case .readLine: try await reads(until: deadline) { pair in
-            try await pair.server.readLine() == nil ? 0 : 2
-        } payload: { "x\n" }
-        case .readExactly: try await reads(until: deadline) { pair in
-            try await pair.server.read(exactly: 2).count
-        } payload: { "xy" }
-        case .sync: try await reads(until: deadline) { pair in
-            try await Sockets.sync(pair.server.readLineEvent()) == nil ? 0 : 2
-        } payload: { "x\n" }
+        case .read:
+            try await reads(until: deadline) { pair in
+                try await pair.server.read(upTo: 64)?.count ?? 0
+            } payload: {
+                "x"
+            }
+        case .readLine:
+            try await reads(until: deadline) { pair in
+                try await pair.server.readLine() == nil ? 0 : 2
+            } payload: {
+                "x\n"
+            }
+        case .readExactly:
+            try await reads(until: deadline) { pair in
+                try await pair.server.read(exactly: 2).count
+            } payload: {
+                "xy"
+            }
+        case .sync:
+            try await reads(until: deadline) { pair in
+                try await Sockets.sync(pair.server.readLineEvent()) == nil ? 0 : 2
+            } payload: {
+                "x\n"
+            }
         case .write: try await writes(until: deadline, flushing: false)
         case .flush: try await writes(until: deadline, flushing: true)
         case .accept: try await accepts(until: deadline)
@@ -151,19 +173,24 @@ enum WakeupKind: String, CaseIterable, CustomStringConvertible {
     }
 
     /// Reads woken by `payload` arriving: every byte written is read exactly once (in a round, or at the end).
-    private func reads(until deadline: ContinuousClock.Instant,
-                       _ read: @escaping @Sendable (LoopbackPair) async throws -> Int,
-                       payload: () -> String) async throws -> RaceStats {
+    private func reads(
+        until deadline: ContinuousClock.Instant,
+        _ read: @escaping @Sendable (LoopbackPair) async throws -> Int,
+        payload: () -> String
+    ) async throws -> RaceStats {
         let pair = try await LoopbackPair.make()
         var stats = RaceStats()
         var written = 0
         var received = 0
         while ContinuousClock.now < deadline, stats.rounds < maximumRounds {
             let text = payload()
-            switch try await race({ try await read(pair) }, wake: {
-                try await pair.client.write(text)
-                written += text.utf8.count
-            }) {
+            switch try await race(
+                { try await read(pair) },
+                wake: {
+                    try await pair.client.write(text)
+                    written += text.utf8.count
+                })
+            {
             case .success(let count): received += count
             case .failure(let error):
                 guard isCancellation(error) else { throw error }
@@ -173,7 +200,9 @@ enum WakeupKind: String, CaseIterable, CustomStringConvertible {
         }
         // What the cancelled rounds left is still there, and nothing more.
         try await pair.client.closeOutput()
-        let rest = try await withinTimeLimit(20) { [written, received] in try await pair.server.read(exactly: written - received) }
+        let rest = try await withinTimeLimit(20) { [written, received] in
+            try await pair.server.read(exactly: written - received)
+        }
         #expect(received + rest.count == written, "\(self): bytes lost or read twice")
         #expect(try await pair.server.read(upTo: 1) == nil, "\(self): more bytes than were written")
         await pair.close()
@@ -189,9 +218,9 @@ enum WakeupKind: String, CaseIterable, CustomStringConvertible {
         try await pair.client.setOption(.receiveBufferSize, 16 * 1024)
         let chunk = [UInt8](repeating: 0x61, count: 48 * 1024)
         var stats = RaceStats()
-        var accepted = 0 // bytes the writes took (sent, or buffered for a later flush)
+        var accepted = 0  // bytes the writes took (sent, or buffered for a later flush)
         var drained = 0
-        var buffered = 0 // flushing: bytes written but not yet flushed
+        var buffered = 0  // flushing: bytes written but not yet flushed
         let drain = { () async throws -> Void in
             for _ in 0..<8 {
                 guard let bytes = try await pair.client.tryRead(upTo: 16 * 1024), let bytes else { return }
@@ -209,9 +238,17 @@ enum WakeupKind: String, CaseIterable, CustomStringConvertible {
                     accepted += 4 * 1024
                     buffered += 4 * 1024
                 }
-                outcome = try await race({ try await pair.server.flush(); return 0 }, wake: drain)
+                outcome = try await race(
+                    {
+                        try await pair.server.flush()
+                        return 0
+                    }, wake: drain)
             } else {
-                outcome = try await race({ try await pair.server.write(chunk); return chunk.count }, wake: drain)
+                outcome = try await race(
+                    {
+                        try await pair.server.write(chunk)
+                        return chunk.count
+                    }, wake: drain)
             }
             switch outcome {
             case .success(let count):
@@ -249,11 +286,14 @@ enum WakeupKind: String, CaseIterable, CustomStringConvertible {
         var connected = 0
         var accepted = 0
         while ContinuousClock.now < deadline, stats.rounds < maximumRounds {
-            switch try await race({ try await listener.accept() }, wake: {
-                // Closed at once: the server's side stays in the backlog until it is accepted.
-                try await TCPConnection.connect(host: "127.0.0.1", port: port).close()
-                connected += 1
-            }) {
+            switch try await race(
+                { try await listener.accept() },
+                wake: {
+                    // Closed at once: the server's side stays in the backlog until it is accepted.
+                    try await TCPConnection.connect(host: "127.0.0.1", port: port).close()
+                    connected += 1
+                })
+            {
             case .success(let connection):
                 accepted += 1
                 try await connection.close()
@@ -313,10 +353,13 @@ enum WakeupKind: String, CaseIterable, CustomStringConvertible {
             if sent - received > 32 {
                 while try await receiver.tryReceive(into: &buffer) != nil { received += 1 }
             }
-            switch try await race({ try await receiver.receive(maxLength: 16) }, wake: {
-                try await sender.send([1], to: address)
-                sent += 1
-            }) {
+            switch try await race(
+                { try await receiver.receive(maxLength: 16) },
+                wake: {
+                    try await sender.send([1], to: address)
+                    sent += 1
+                })
+            {
             case .success: received += 1
             case .failure(let error):
                 guard isCancellation(error) else { throw error }
@@ -364,9 +407,18 @@ enum WakeupKind: String, CaseIterable, CustomStringConvertible {
             // Released from a task of its own, so that the release's wake-up and the cancellation run on two
             // threads at once.
             var releaser: Task<Void, Never>?
-            let release = { releaser = Task { spin(microseconds: .random(in: 0...30)); semaphore.release() } }
+            let release = {
+                releaser = Task {
+                    spin(microseconds: .random(in: 0...30))
+                    semaphore.release()
+                }
+            }
             if self == .semaphore {
-                outcome = try await race({ try await semaphore.acquire(); semaphore.release() }, wake: release)
+                outcome = try await race(
+                    {
+                        try await semaphore.acquire()
+                        semaphore.release()
+                    }, wake: release)
             } else {
                 outcome = try await race({ await semaphore.waitUntilIdle() }, wake: release)
             }

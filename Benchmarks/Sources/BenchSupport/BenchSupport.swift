@@ -15,7 +15,9 @@ public struct ServerOptions: Sendable {
     public var udp = true
 
     /// Parses the command line; prints usage and exits 2 on a bad argument, 0 on `--help`.
-    public static func parse(name: String, arguments: [String] = Array(CommandLine.arguments.dropFirst())) -> ServerOptions {
+    public static func parse(name: String, arguments: [String] = Array(CommandLine.arguments.dropFirst()))
+        -> ServerOptions
+    {
         var options = ServerOptions()
         var rest = arguments[...]
         let usage = "usage: \(name) [--port N] [--host H] [--no-udp]"

@@ -39,8 +39,9 @@ func parse() -> Options {
         case "--sequential-iterations": options.sequentialIterations = number(argument)
         case "--sequential-timeout": options.sequentialTimeout = number(argument)
         default:
-            writeError("usage: connect-race [--host NAME] [--iterations N] [--sequential-iterations M] "
-                       + "[--sequential-timeout S]")
+            writeError(
+                "usage: connect-race [--host NAME] [--iterations N] [--sequential-iterations M] "
+                    + "[--sequential-timeout S]")
             exit(2)
         }
     }
@@ -109,8 +110,9 @@ func measure(_ name: String, times: Int, _ connect: () async throws -> @Sendable
 let options = parse()
 let found = interfaces()
 guard found == ["lo"] else {
-    writeError("connect-race: run it in a network namespace with only lo (Benchmarks/connect-race makes one); "
-               + "interfaces here: \(found)")
+    writeError(
+        "connect-race: run it in a network namespace with only lo (Benchmarks/connect-race makes one); "
+            + "interfaces here: \(found)")
     exit(2)
 }
 
@@ -132,28 +134,36 @@ let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
 let bootstrap = ClientBootstrap(group: group).connectTimeout(.seconds(10))
 let n = options.iterations
 var rows: [Row] = []
-rows.append(await measure("Sockets, Happy Eyeballs (default), `\(options.host)`", times: n) {
-    let connection = try await TCPConnection.connect(host: options.host, port: port, timeout: .seconds(10))
-    return { try? await connection.close() }
-})
-rows.append(await measure("SwiftNIO `ClientBootstrap` (Happy Eyeballs), `\(options.host)`", times: n) {
-    let channel = try await bootstrap.connect(host: options.host, port: port).get()
-    return { try? await channel.close() }
-})
-rows.append(await measure("Sockets, `.sequential` (Racket's order), `\(options.host)`, timeout \(options.sequentialTimeout) s",
-                          times: options.sequentialIterations) {
-    let connection = try await TCPConnection.connect(host: options.host, port: port,
-                                                     timeout: .seconds(options.sequentialTimeout), strategy: .sequential)
-    return { try? await connection.close() }
-})
-rows.append(await measure("Sockets, `127.0.0.1` (numeric, for reference)", times: n) {
-    let connection = try await TCPConnection.connect(host: "127.0.0.1", port: port)
-    return { try? await connection.close() }
-})
-rows.append(await measure("SwiftNIO `ClientBootstrap`, `127.0.0.1` (numeric, for reference)", times: n) {
-    let channel = try await bootstrap.connect(host: "127.0.0.1", port: port).get()
-    return { try? await channel.close() }
-})
+rows.append(
+    await measure("Sockets, Happy Eyeballs (default), `\(options.host)`", times: n) {
+        let connection = try await TCPConnection.connect(host: options.host, port: port, timeout: .seconds(10))
+        return { try? await connection.close() }
+    })
+rows.append(
+    await measure("SwiftNIO `ClientBootstrap` (Happy Eyeballs), `\(options.host)`", times: n) {
+        let channel = try await bootstrap.connect(host: options.host, port: port).get()
+        return { try? await channel.close() }
+    })
+rows.append(
+    await measure(
+        "Sockets, `.sequential` (Racket's order), `\(options.host)`, timeout \(options.sequentialTimeout) s",
+        times: options.sequentialIterations
+    ) {
+        let connection = try await TCPConnection.connect(
+            host: options.host, port: port,
+            timeout: .seconds(options.sequentialTimeout), strategy: .sequential)
+        return { try? await connection.close() }
+    })
+rows.append(
+    await measure("Sockets, `127.0.0.1` (numeric, for reference)", times: n) {
+        let connection = try await TCPConnection.connect(host: "127.0.0.1", port: port)
+        return { try? await connection.close() }
+    })
+rows.append(
+    await measure("SwiftNIO `ClientBootstrap`, `127.0.0.1` (numeric, for reference)", times: n) {
+        let channel = try await bootstrap.connect(host: "127.0.0.1", port: port).get()
+        return { try? await channel.close() }
+    })
 
 print("| how | connects | min ms | median ms | p90 ms | max ms | failed |")
 print("| --- | ---: | ---: | ---: | ---: | ---: | --- |")

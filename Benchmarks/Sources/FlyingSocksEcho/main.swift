@@ -28,9 +28,11 @@ func makeSocket(type: SocketType, port: Int) throws -> Socket {
     do {
         try socket.setValue(true, for: .localAddressReuse)
         if isIPv6 {
-            try socket.bind(to: sockaddr_in6.inet6(ip6: options.host == "localhost" ? "::1" : options.host, port: UInt16(port)))
+            try socket.bind(
+                to: sockaddr_in6.inet6(ip6: options.host == "localhost" ? "::1" : options.host, port: UInt16(port)))
         } else {
-            try socket.bind(to: sockaddr_in.inet(ip4: options.host == "localhost" ? "127.0.0.1" : options.host, port: UInt16(port)))
+            try socket.bind(
+                to: sockaddr_in.inet(ip4: options.host == "localhost" ? "127.0.0.1" : options.host, port: UInt16(port)))
         }
         if type == .stream { try socket.listen(maxPendingConnection: 256) }
     } catch {
@@ -60,7 +62,8 @@ func bindBoth() throws -> (Socket, Socket?) {
 
 func echo(_ connection: AsyncSocket) async {
     var on: Int32 = 1
-    _ = setsockopt(connection.socket.file.rawValue, Int32(IPPROTO_TCP), TCP_NODELAY, &on, socklen_t(MemoryLayout<Int32>.size))
+    _ = setsockopt(
+        connection.socket.file.rawValue, Int32(IPPROTO_TCP), TCP_NODELAY, &on, socklen_t(MemoryLayout<Int32>.size))
     do {
         while true {
             let bytes = try await connection.read(atMost: 65_536)

@@ -43,8 +43,10 @@ public enum Resolver {
     ///   - family: only addresses of this family, when given.
     /// - Throws: ``NetworkError`` with ``NetworkError/Code/resolution(_:)`` when the name is unknown, or
     ///   ``NetworkError/Code/invalidArgument`` for an empty or overlong host.
-    public static func resolve(host: String?, service: String, kind: SocketKind = .stream, passive: Bool = false,
-                               family: SocketAddress.Family? = nil) async throws -> [SocketAddress] {
+    public static func resolve(
+        host: String?, service: String, kind: SocketKind = .stream, passive: Bool = false,
+        family: SocketAddress.Family? = nil
+    ) async throws -> [SocketAddress] {
         let shown = describe(host: host, service: service)
         if let host { try validate(host: host, operation: "resolve", shown: shown) }
         guard !service.isEmpty, !service.utf8.contains(0), service.utf8.count <= 64 else {
@@ -56,8 +58,9 @@ public enum Resolver {
             }
             if let host, let address = SocketAddress(numericHost: host, port: port) {
                 guard family == nil || address.family == family else {
-                    throw NetworkError(.resolution(.familyNotSupported), operation: "resolve", address: shown,
-                                       detail: "not an \(family == .ipv4 ? "IPv4" : "IPv6") address")
+                    throw NetworkError(
+                        .resolution(.familyNotSupported), operation: "resolve", address: shown,
+                        detail: "not an \(family == .ipv4 ? "IPv4" : "IPv6") address")
                 }
                 return [address]
             }
@@ -73,7 +76,8 @@ public enum Resolver {
             return addresses
         case .failure(let code):
             let detail = code == EAI_SYSTEM ? Errno.current.description : nil
-            throw NetworkError(.resolution(ResolutionError(rawValue: code)), operation: "resolve", address: shown, detail: detail)
+            throw NetworkError(
+                .resolution(ResolutionError(rawValue: code)), operation: "resolve", address: shown, detail: detail)
         }
     }
 
@@ -83,8 +87,9 @@ public enum Resolver {
             throw NetworkError.invalid(operation, shown, "the host name is empty")
         }
         if host.utf8.count > maximumHostLength {
-            throw NetworkError.invalid(operation, nil,
-                                       "the host name is \(host.utf8.count) bytes long; at most \(maximumHostLength)")
+            throw NetworkError.invalid(
+                operation, nil,
+                "the host name is \(host.utf8.count) bytes long; at most \(maximumHostLength)")
         }
         if host.utf8.contains(0) {
             throw NetworkError.invalid(operation, nil, "the host name contains a NUL byte")
@@ -112,8 +117,9 @@ public enum Resolver {
     }
 
     /// Dispatch's own threads do the blocking `getaddrinfo`; the cooperative pool only waits.
-    private static let queue = DispatchQueue(label: "Sockets.Resolver", attributes: .concurrent,
-                                             target: .global(qos: .userInitiated))
+    private static let queue = DispatchQueue(
+        label: "Sockets.Resolver", attributes: .concurrent,
+        target: .global(qos: .userInitiated))
 
     private static func lookUp(_ request: Request) async -> Outcome {
         // Resumed exactly once: by the lookup, or earlier by cancellation (the lookup's result is then dropped).
@@ -152,7 +158,8 @@ public enum Resolver {
         var cursor = list
         while let entry = cursor {
             if let raw = entry.pointee.ai_addr, let address = SocketAddress(storage: UnsafeRawPointer(raw)),
-               !addresses.contains(address) {
+                !addresses.contains(address)
+            {
                 addresses.append(address)
             }
             cursor = entry.pointee.ai_next

@@ -60,8 +60,9 @@ public struct SocketAddress: Hashable, Sendable, CustomStringConvertible {
 
     /// The wildcard address of a family (`0.0.0.0` or `::`), as a listener with no host binds.
     public static func any(_ family: Family, port: Int) -> SocketAddress {
-        SocketAddress(family: family, bytes: [UInt8](repeating: 0, count: family == .ipv4 ? 4 : 16),
-                      port: port, scopeID: 0)
+        SocketAddress(
+            family: family, bytes: [UInt8](repeating: 0, count: family == .ipv4 ? 4 : 16),
+            port: port, scopeID: 0)
     }
 
     init(family: Family, bytes: [UInt8], port: Int, scopeID: UInt32) {
@@ -87,13 +88,15 @@ public struct SocketAddress: Hashable, Sendable, CustomStringConvertible {
         if Int32(family) == AF_INET {
             let address = storage.loadUnaligned(as: sockaddr_in.self)
             var raw = address.sin_addr
-            self.init(family: .ipv4, bytes: withUnsafeBytes(of: &raw) { Array($0) },
-                      port: Int(UInt16(bigEndian: address.sin_port)), scopeID: 0)
+            self.init(
+                family: .ipv4, bytes: withUnsafeBytes(of: &raw) { Array($0) },
+                port: Int(UInt16(bigEndian: address.sin_port)), scopeID: 0)
         } else if Int32(family) == AF_INET6 {
             let address = storage.loadUnaligned(as: sockaddr_in6.self)
             var raw = address.sin6_addr
-            self.init(family: .ipv6, bytes: withUnsafeBytes(of: &raw) { Array($0) },
-                      port: Int(UInt16(bigEndian: address.sin6_port)), scopeID: address.sin6_scope_id)
+            self.init(
+                family: .ipv6, bytes: withUnsafeBytes(of: &raw) { Array($0) },
+                port: Int(UInt16(bigEndian: address.sin6_port)), scopeID: address.sin6_scope_id)
         } else {
             return nil
         }

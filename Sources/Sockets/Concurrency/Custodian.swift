@@ -121,8 +121,10 @@ public final class Custodian: Sendable {
     /// Racket: `custodian-shutdown-all`. Shutting down again does nothing.
     public func shutdownAll() async {
         let (resources, children, jobs) = state.withLock { state in
-            let taken = (state.resources.values.compactMap(\.resource), state.children.values.compactMap(\.custodian),
-                         state.jobs)
+            let taken = (
+                state.resources.values.compactMap(\.resource), state.children.values.compactMap(\.custodian),
+                state.jobs
+            )
             state.shutDown = true
             state.resources = [:]
             state.children = [:]
@@ -166,29 +168,31 @@ public func withCustodian<T>(
     let custodian = Custodian()
     let jobs = JobQueue()
     custodian.attach(jobs)
-    let outcome = await Custodian.$current.withValue(custodian, operation: {
-        await withDiscardingTaskGroup(returning: Result<T, any Error>.self, isolation: isolation) { group in
-            // The spawned tasks: one child adds each job to a group of its own while the body runs here, in the
-            // caller's task and isolation (as `withTaskGroup`'s body does).
-            group.addTask {
-                await withDiscardingTaskGroup { spawned in
-                    // Not an AsyncStream: its iteration ends when the task is cancelled, and a job spawned in a
-                    // cancelled scope must still run (cancelled) rather than vanish.
-                    while let job = await jobs.next() {
-                        switch job {
-                        case .run(let operation): spawned.addTask { await operation() }
-                        case .cancelAll: spawned.cancelAll()
+    let outcome = await Custodian.$current.withValue(
+        custodian,
+        operation: {
+            await withDiscardingTaskGroup(returning: Result<T, any Error>.self, isolation: isolation) { group in
+                // The spawned tasks: one child adds each job to a group of its own while the body runs here, in the
+                // caller's task and isolation (as `withTaskGroup`'s body does).
+                group.addTask {
+                    await withDiscardingTaskGroup { spawned in
+                        // Not an AsyncStream: its iteration ends when the task is cancelled, and a job spawned in a
+                        // cancelled scope must still run (cancelled) rather than vanish.
+                        while let job = await jobs.next() {
+                            switch job {
+                            case .run(let operation): spawned.addTask { await operation() }
+                            case .cancelAll: spawned.cancelAll()
+                            }
                         }
                     }
                 }
+                let outcome: Result<T, any Error>
+                do { outcome = .success(try await body(custodian)) } catch { outcome = .failure(error) }
+                _ = jobs.push(.cancelAll)
+                jobs.finish()
+                return outcome
             }
-            let outcome: Result<T, any Error>
-            do { outcome = .success(try await body(custodian)) } catch { outcome = .failure(error) }
-            _ = jobs.push(.cancelAll)
-            jobs.finish()
-            return outcome
-        }
-    }, isolation: isolation)
+        }, isolation: isolation)
     await custodian.shutdownAll()
     return try outcome.get()
 }

@@ -32,7 +32,8 @@ public struct Event<Value: Sendable>: Sendable {
 
     /// The same event, its value passed through `transform` when it is chosen. Racket: `wrap-evt` /
     /// `handle-evt`.
-    public func map<Result: Sendable>(_ transform: @escaping @Sendable (Value) async throws -> Result) -> Event<Result> {
+    public func map<Result: Sendable>(_ transform: @escaping @Sendable (Value) async throws -> Result) -> Event<Result>
+    {
         let attempt = self.attempt
         return Event<Result>(attempt: { try await attempt().asyncMap(transform) }, wait: wait)
     }
@@ -44,9 +45,11 @@ public struct Event<Value: Sendable>: Sendable {
 
     /// An event that is never ready. Racket: `never-evt`.
     public static var never: Event {
-        Event(attempt: { nil }, wait: {
-            try? await Task.sleep(for: .seconds(86_400 * 365))
-        })
+        Event(
+            attempt: { nil },
+            wait: {
+                try? await Task.sleep(for: .seconds(86_400 * 365))
+            })
     }
 }
 
@@ -58,8 +61,9 @@ extension Event where Value == Void {
 
     /// An event ready at `instant`. Racket: `alarm-evt`.
     public static func deadline(_ instant: ContinuousClock.Instant) -> Event<Void> {
-        Event(attempt: { ContinuousClock.now >= instant ? () : nil },
-              wait: { try? await Task.sleep(until: instant, clock: .continuous) })
+        Event(
+            attempt: { ContinuousClock.now >= instant ? () : nil },
+            wait: { try? await Task.sleep(until: instant, clock: .continuous) })
     }
 }
 

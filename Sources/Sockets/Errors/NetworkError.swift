@@ -56,8 +56,10 @@ public struct NetworkError: Error, Sendable, Hashable, CustomStringConvertible {
     public var bytesTransferred: Int?
 
     /// Makes an error. The library makes them; tests and wrappers may too.
-    public init(_ code: Code, operation: String, address: String? = nil, detail: String? = nil,
-                bytesTransferred: Int? = nil) {
+    public init(
+        _ code: Code, operation: String, address: String? = nil, detail: String? = nil,
+        bytesTransferred: Int? = nil
+    ) {
         self.code = code
         self.operation = operation
         self.address = address
@@ -140,8 +142,10 @@ public struct NetworkError: Error, Sendable, Hashable, CustomStringConvertible {
 
     // MARK: Makers used across the library
 
-    static func system(_ errno: Errno, _ operation: String, _ address: String? = nil,
-                       detail: String? = nil, bytes: Int? = nil) -> NetworkError {
+    static func system(
+        _ errno: Errno, _ operation: String, _ address: String? = nil,
+        detail: String? = nil, bytes: Int? = nil
+    ) -> NetworkError {
         NetworkError(.system(errno), operation: operation, address: address, detail: detail, bytesTransferred: bytes)
     }
 

@@ -59,8 +59,10 @@ public final class EventLoop: Sendable {
     /// Runs `body` with a preference for this loop's executor: its nonisolated code runs on the loop's queue,
     /// beside the sockets it uses, with no hop to the cooperative pool after each wait. Code isolated to an
     /// actor (the caller's, when it has one) still runs on that actor.
-    public func withExecutorPreference<T>(isolation: isolated (any Actor)? = #isolation,
-                                          _ body: () async throws -> T) async rethrows -> T {
+    public func withExecutorPreference<T>(
+        isolation: isolated (any Actor)? = #isolation,
+        _ body: () async throws -> T
+    ) async rethrows -> T {
         try await withTaskExecutorPreference(executor, isolation: isolation, operation: body)
     }
 

@@ -143,8 +143,10 @@ final class SocketHandle: Sendable {
                     // Cancelled before the waiter was added: onCancel found nothing to remove.
                     if Task.isCancelled { return .cancelled }
                     if let deadline, deadline <= .now() { return .timedOut }
-                    state.waiters.append(Waiter(id: id, interest: interest, deadline: deadline,
-                                                continuation: continuation))
+                    state.waiters.append(
+                        Waiter(
+                            id: id, interest: interest, deadline: deadline,
+                            continuation: continuation))
                     if let deadline { armTimer(&state, for: deadline) }
                     return nil
                 }

@@ -22,35 +22,42 @@ extension SystemSocket {
 
     /// Receives up to `maxCount` datagrams in one call (`recvmmsg`), datagram `i` into
     /// `buffer[i * stride ..< (i + 1) * stride]`. Throws ``Errno/wouldBlock`` when none waits.
-    static func receiveBatch(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, stride: Int,
-                             maxCount: Int) throws(Errno) -> [BatchEntry] {
+    static func receiveBatch(
+        _ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, stride: Int,
+        maxCount: Int
+    ) throws(Errno) -> [BatchEntry] {
         precondition(buffer.count >= stride * maxCount)
         var lengths = [Int](repeating: 0, count: maxCount)
         var flags = [Int32](repeating: 0, count: maxCount)
         var senders = [sockaddr_storage](repeating: sockaddr_storage(), count: maxCount)
         let received = try retrying {
-            csockets_recvmmsg(fd, buffer.baseAddress!.assumingMemoryBound(to: UInt8.self), stride, UInt32(maxCount),
-                              &lengths, &flags, &senders)
+            csockets_recvmmsg(
+                fd, buffer.baseAddress!.assumingMemoryBound(to: UInt8.self), stride, UInt32(maxCount),
+                &lengths, &flags, &senders)
         }
         return (0..<Int(received)).map { index in
-            BatchEntry(count: min(lengths[index], stride), truncated: flags[index] & Int32(MSG_TRUNC) != 0,
-                       sender: withUnsafeBytes(of: &senders[index]) { SocketAddress(storage: $0.baseAddress!) })
+            BatchEntry(
+                count: min(lengths[index], stride), truncated: flags[index] & Int32(MSG_TRUNC) != 0,
+                sender: withUnsafeBytes(of: &senders[index]) { SocketAddress(storage: $0.baseAddress!) })
         }
     }
 
     /// Sends datagrams in one call (`sendmmsg`): datagram `i` is `lengths[i]` bytes at `offsets[i]` of
     /// `payload`, to `destinations[i]`. Returns how many went out (the first ones, each whole). Throws
     /// ``Errno/wouldBlock`` when the outgoing queue is full.
-    static func sendBatch(_ fd: Int32, _ payload: UnsafeRawBufferPointer, offsets: [Int], lengths: [Int],
-                          to destinations: [SocketAddress]) throws(Errno) -> Int {
+    static func sendBatch(
+        _ fd: Int32, _ payload: UnsafeRawBufferPointer, offsets: [Int], lengths: [Int],
+        to destinations: [SocketAddress]
+    ) throws(Errno) -> Int {
         var offsets = offsets
         var lengths = lengths
         var storages = [sockaddr_storage](repeating: sockaddr_storage(), count: destinations.count)
         var storageLengths = destinations.indices.map { destinations[$0].write(to: &storages[$0]) }
         let base = payload.baseAddress?.assumingMemoryBound(to: UInt8.self)
-        return Int(try retrying {
-            csockets_sendmmsg(fd, base, &offsets, &lengths, UInt32(destinations.count), &storages, &storageLengths)
-        })
+        return Int(
+            try retrying {
+                csockets_sendmmsg(fd, base, &offsets, &lengths, UInt32(destinations.count), &storages, &storageLengths)
+            })
     }
 
     /// Dissolves a UDP socket's association with its peer (`connect` to `AF_UNSPEC`). Linux answers with
@@ -69,8 +76,10 @@ extension SystemSocket {
 
     /// Joins or leaves a multicast group: IPv4 on the interface with the IPv4 address `interface`; IPv6 on the
     /// interface with index `interfaceIndex` (0: the kernel chooses).
-    static func setMembership(_ fd: Int32, group: SocketAddress, interface: SocketAddress, interfaceIndex: UInt32,
-                              join: Bool) throws(Errno) {
+    static func setMembership(
+        _ fd: Int32, group: SocketAddress, interface: SocketAddress, interfaceIndex: UInt32,
+        join: Bool
+    ) throws(Errno) {
         if group.family == .ipv4 {
             var request = ip_mreq()
             withUnsafeMutableBytes(of: &request.imr_multiaddr) { $0.copyBytes(from: group.bytes) }
@@ -107,8 +116,10 @@ extension SystemSocket {
     }
 
     /// Sets the interface multicast datagrams are sent from: for IPv4 by its address, for IPv6 by its index.
-    static func setMulticastInterface(_ fd: Int32, family: SocketAddress.Family, address: SocketAddress,
-                                      index: UInt32) throws(Errno) {
+    static func setMulticastInterface(
+        _ fd: Int32, family: SocketAddress.Family, address: SocketAddress,
+        index: UInt32
+    ) throws(Errno) {
         if family == .ipv4 {
             var raw = in_addr()
             withUnsafeMutableBytes(of: &raw) { $0.copyBytes(from: address.bytes) }

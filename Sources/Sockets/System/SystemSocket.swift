@@ -88,8 +88,10 @@ enum SystemSocket {
         try retrying { Glibc.send(fd, buffer.baseAddress, buffer.count, Int32(MSG_NOSIGNAL)) }
     }
 
-    static func receive(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer,
-                        from sender: inout SocketAddress?) throws(Errno) -> (count: Int, truncated: Bool) {
+    static func receive(
+        _ fd: Int32, into buffer: UnsafeMutableRawBufferPointer,
+        from sender: inout SocketAddress?
+    ) throws(Errno) -> (count: Int, truncated: Bool) {
         var storage = sockaddr_storage()
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
         var vector = iovec(iov_base: buffer.baseAddress, iov_len: buffer.count)
@@ -137,7 +139,8 @@ enum SystemSocket {
         return value
     }
 
-    static func setRawOption(_ fd: Int32, _ level: Int32, _ name: Int32, _ value: UnsafeRawBufferPointer) throws(Errno) {
+    static func setRawOption(_ fd: Int32, _ level: Int32, _ name: Int32, _ value: UnsafeRawBufferPointer) throws(Errno)
+    {
         _ = try retrying { setsockopt(fd, level, name, value.baseAddress, socklen_t(value.count)) }
     }
 

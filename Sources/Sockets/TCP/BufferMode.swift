@@ -23,8 +23,10 @@ public enum BufferMode: Sendable, Hashable {
 
     /// Runs `operation` with `mode` as the mode of connections made in it and in every task it starts.
     /// `operation` runs in the caller's isolation.
-    public static func withValue<T>(_ mode: BufferMode, isolation: isolated (any Actor)? = #isolation,
-                                    operation: () async throws -> T) async rethrows -> T {
+    public static func withValue<T>(
+        _ mode: BufferMode, isolation: isolated (any Actor)? = #isolation,
+        operation: () async throws -> T
+    ) async rethrows -> T {
         try await $current.withValue(mode, operation: operation, isolation: isolation)
     }
 

@@ -36,14 +36,17 @@ public struct ConnectStrategy: Sendable, Hashable, CustomStringConvertible {
     public let resolutionDelay: Duration
 
     /// Happy Eyeballs v2 with RFC 8305's delays: 250 ms between attempts, 50 ms for the IPv6 answer.
-    public static let happyEyeballs = ConnectStrategy(attemptDelay: .milliseconds(250),
-                                                      resolutionDelay: .milliseconds(50))
+    public static let happyEyeballs = ConnectStrategy(
+        attemptDelay: .milliseconds(250),
+        resolutionDelay: .milliseconds(50))
 
     /// Happy Eyeballs v2 with other delays. RFC 8305 advises an attempt delay of at least 100 ms (never under
     /// 10 ms); zero starts every attempt at once. A negative delay makes `connect` throw
     /// ``NetworkError/Code/invalidArgument``.
-    public static func happyEyeballs(attemptDelay: Duration,
-                                     resolutionDelay: Duration = .milliseconds(50)) -> ConnectStrategy {
+    public static func happyEyeballs(
+        attemptDelay: Duration,
+        resolutionDelay: Duration = .milliseconds(50)
+    ) -> ConnectStrategy {
         ConnectStrategy(attemptDelay: attemptDelay, resolutionDelay: resolutionDelay)
     }
 
@@ -99,8 +102,9 @@ struct ConnectRace {
     }
 
     private func timedOut(_ more: String = "") -> NetworkError {
-        NetworkError(.timedOut, operation: "connect", address: shown,
-                     detail: "no connection within \(timeout?.shortDescription ?? "its timeout")" + more)
+        NetworkError(
+            .timedOut, operation: "connect", address: shown,
+            detail: "no connection within \(timeout?.shortDescription ?? "its timeout")" + more)
     }
 
     /// The local address to connect `remote` from: `.some(nil)` for none, `nil` when one is needed and there is
@@ -110,8 +114,9 @@ struct ConnectRace {
         return needsLocal && local == nil ? nil : .some(local)
     }
 
-    private static let noLocalAddress = AttemptFailure(errno: .addressFamilyNotSupported,
-                                                       detail: "no local address of its family")
+    private static let noLocalAddress = AttemptFailure(
+        errno: .addressFamilyNotSupported,
+        detail: "no local address of its family")
 
     /// Runs `body` (a lookup of the local address), throwing the timeout error when the deadline passes first.
     func beforeDeadline<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
@@ -148,11 +153,12 @@ struct ConnectRace {
     func connect(to addresses: [SocketAddress]) async throws -> TCPConnection {
         if addresses.count == 1, let remote = addresses.first {
             // One address needs no race: its wait carries the deadline.
-            let outcome = if let local = local(for: remote) {
-                await Self.attempt(remote, from: local, deadline: deadline.map(Self.dispatchTime))
-            } else {
-                AttemptOutcome.failed(Self.noLocalAddress)
-            }
+            let outcome =
+                if let local = local(for: remote) {
+                    await Self.attempt(remote, from: local, deadline: deadline.map(Self.dispatchTime))
+                } else {
+                    AttemptOutcome.failed(Self.noLocalAddress)
+                }
             switch outcome {
             case .connected(let handle): return try adopt(handle, remote)
             case .failed(let why): throw failure(of: remote, why)
@@ -206,8 +212,10 @@ struct ConnectRace {
     }
 
     /// The race's loop: starts what is due, handles each event, until the race is decided.
-    private func run(_ state: inout RaceState,
-                     in group: inout TaskGroup<Event>) async -> Result<(SocketHandle, SocketAddress), any Error> {
+    private func run(
+        _ state: inout RaceState,
+        in group: inout TaskGroup<Event>
+    ) async -> Result<(SocketHandle, SocketAddress), any Error> {
         startDue(&state, in: &group)
         while let event = await group.next() {
             switch event {
@@ -270,8 +278,9 @@ struct ConnectRace {
 
     /// The error of a connect that tried one address: it reads as a plain `connect(2)`'s.
     private func failure(of remote: SocketAddress, _ why: AttemptFailure) -> NetworkError {
-        NetworkError.system(why.errno, "connect", shown == remote.description ? shown : "\(shown) (\(remote))",
-                            detail: why.detail)
+        NetworkError.system(
+            why.errno, "connect", shown == remote.description ? shown : "\(shown) (\(remote))",
+            detail: why.detail)
     }
 
     private func timedOutError(_ state: RaceState) -> NetworkError {
@@ -283,11 +292,13 @@ struct ConnectRace {
     private func everyAddressFailed(_ state: RaceState) -> any Error {
         guard let (remote, why) = state.lastFailure else {
             // No address to try: every lookup failed (an unknown name fails both; the IPv4 lookup's error is shown).
-            return state.resolutionError ?? NetworkError(.resolution(.unknownName), operation: "resolve", address: shown)
+            return state.resolutionError
+                ?? NetworkError(.resolution(.unknownName), operation: "resolve", address: shown)
         }
         if state.failures.count == 1 { return failure(of: remote, why) }
-        return NetworkError.system(why.errno, "connect", shown,
-                                   detail: "tried " + state.failures.joined(separator: "; "))
+        return NetworkError.system(
+            why.errno, "connect", shown,
+            detail: "tried " + state.failures.joined(separator: "; "))
     }
 
     /// Sleeps until `instant`; `false` when cancelled first.
@@ -322,8 +333,10 @@ struct ConnectRace {
 
     /// One connection attempt, from `local` when given, waiting until `deadline` (in a race: until cancelled).
     /// Every outcome but `connected` has closed its socket.
-    static func attempt(_ remote: SocketAddress, from local: SocketAddress?,
-                        deadline: DispatchTime?) async -> AttemptOutcome {
+    static func attempt(
+        _ remote: SocketAddress, from local: SocketAddress?,
+        deadline: DispatchTime?
+    ) async -> AttemptOutcome {
         let handle: SocketHandle
         do throws(Errno) {
             let descriptor = try SystemSocket.open(family: remote.family, kind: .stream)

@@ -17,8 +17,10 @@ struct InputBuffer {
     var isEmpty: Bool { end == start }
 
     /// Calls `body` with room for at least `minimum` more bytes at the end; `body` returns how many it wrote.
-    mutating func append(atLeast minimum: Int = minimumFill,
-                         _ body: (UnsafeMutableRawBufferPointer) throws(Errno) -> Int) throws(Errno) -> Int {
+    mutating func append(
+        atLeast minimum: Int = minimumFill,
+        _ body: (UnsafeMutableRawBufferPointer) throws(Errno) -> Int
+    ) throws(Errno) -> Int {
         if storage.count - end < minimum {
             if start > 0 {
                 storage.withUnsafeMutableBytes { raw in

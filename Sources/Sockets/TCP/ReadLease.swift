@@ -25,8 +25,10 @@ final class ReadLease: Sendable {
     /// was revoked, and nothing is counted.
     func take(_ count: Int, from loan: Loan, after taken: Int) -> Bool {
         let expected = UInt64(loan.number) << 32 | UInt64(taken)
-        return word.compareExchange(expected: expected, desired: expected + UInt64(count),
-                                    ordering: .acquiringAndReleasing).exchanged
+        return word.compareExchange(
+            expected: expected, desired: expected + UInt64(count),
+            ordering: .acquiringAndReleasing
+        ).exchanged
     }
 
     /// Starts lease `number` with nothing taken.

@@ -21,22 +21,28 @@ extension TCPConnection {
     ///   - strategy: how the addresses are tried. Default: ``ConnectStrategy/current`` (Happy Eyeballs).
     /// - Throws: ``NetworkError``: an invalid argument (before any system call), a resolution failure, the
     ///   failure of every address (each listed in the text with its reason), or the timeout.
-    public static func connect(host: String, port: Int, localHost: String? = nil, localPort: Int? = nil,
-                               timeout: Duration? = TCPTimeouts.current.connect,
-                               strategy: ConnectStrategy = .current) async throws -> TCPConnection {
+    public static func connect(
+        host: String, port: Int, localHost: String? = nil, localPort: Int? = nil,
+        timeout: Duration? = TCPTimeouts.current.connect,
+        strategy: ConnectStrategy = .current
+    ) async throws -> TCPConnection {
         guard (1...65535).contains(port) else {
-            throw NetworkError.invalid("connect", Resolver.describe(host: host, service: "\(port)"),
-                                       "port \(port) is outside 1...65535")
+            throw NetworkError.invalid(
+                "connect", Resolver.describe(host: host, service: "\(port)"),
+                "port \(port) is outside 1...65535")
         }
-        return try await connect(host: host, service: String(port), localHost: localHost, localPort: localPort,
-                                 timeout: timeout, strategy: strategy)
+        return try await connect(
+            host: host, service: String(port), localHost: localHost, localPort: localPort,
+            timeout: timeout, strategy: strategy)
     }
 
     /// Connects to `"host:port"`, `"host:service"` or `"[v6-address]:port"` (CHICKEN's one-argument
     /// `tcp-connect`; the service is a number or a name such as `"http"`), racing the addresses as
     /// ``connect(host:port:localHost:localPort:timeout:strategy:)`` does.
-    public static func connect(to endpoint: String, timeout: Duration? = TCPTimeouts.current.connect,
-                               strategy: ConnectStrategy = .current) async throws -> TCPConnection {
+    public static func connect(
+        to endpoint: String, timeout: Duration? = TCPTimeouts.current.connect,
+        strategy: ConnectStrategy = .current
+    ) async throws -> TCPConnection {
         let parsed = try Endpoint(parsing: endpoint)
         return try await connect(host: parsed.host, service: parsed.service, timeout: timeout, strategy: strategy)
     }
@@ -44,9 +50,11 @@ extension TCPConnection {
     /// Connects to `host` at a service given as a port number or a name (`"http"`, `"www"`), as MIT Scheme's
     /// `open-tcp-stream-socket` does, racing the addresses as
     /// ``connect(host:port:localHost:localPort:timeout:strategy:)`` does.
-    public static func connect(host: String, service: String, localHost: String? = nil, localPort: Int? = nil,
-                               timeout: Duration? = TCPTimeouts.current.connect,
-                               strategy: ConnectStrategy = .current) async throws -> TCPConnection {
+    public static func connect(
+        host: String, service: String, localHost: String? = nil, localPort: Int? = nil,
+        timeout: Duration? = TCPTimeouts.current.connect,
+        strategy: ConnectStrategy = .current
+    ) async throws -> TCPConnection {
         let shown = Resolver.describe(host: host, service: service)
         try Resolver.validate(host: host, operation: "connect", shown: shown)
         if let port = Int(service), !(1...65535).contains(port) {
@@ -62,8 +70,9 @@ extension TCPConnection {
         if let localPort {
             if let localHost {
                 race.locals = try await race.beforeDeadline {
-                    try await Resolver.resolve(host: localHost, service: String(localPort), kind: .stream,
-                                               passive: true)
+                    try await Resolver.resolve(
+                        host: localHost, service: String(localPort), kind: .stream,
+                        passive: true)
                 }
             } else {
                 race.locals = [.any(.ipv4, port: localPort), .any(.ipv6, port: localPort)]
@@ -89,9 +98,12 @@ extension TCPConnection {
     ///   - strategy: how the addresses are tried. Default: ``ConnectStrategy/current`` (Happy Eyeballs).
     /// - Throws: ``NetworkError``: an empty list or a bad port (``NetworkError/Code/invalidArgument``), the
     ///   failure of every address (each listed with its reason), or the timeout.
-    public static func connect(to addresses: [SocketAddress], timeout: Duration? = TCPTimeouts.current.connect,
-                               strategy: ConnectStrategy = .current) async throws -> TCPConnection {
-        let shown = addresses.count <= 3
+    public static func connect(
+        to addresses: [SocketAddress], timeout: Duration? = TCPTimeouts.current.connect,
+        strategy: ConnectStrategy = .current
+    ) async throws -> TCPConnection {
+        let shown =
+            addresses.count <= 3
             ? addresses.map(\.description).joined(separator: ", ")
             : addresses.prefix(3).map(\.description).joined(separator: ", ") + " and \(addresses.count - 3) more"
         guard !addresses.isEmpty else { throw NetworkError.invalid("connect", nil, "the list of addresses is empty") }

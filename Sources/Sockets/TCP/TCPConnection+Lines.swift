@@ -12,8 +12,10 @@ extension TCPConnection {
 
     /// The lines of the input, until end-of-file, each read as ``readLine(ending:maxLength:)`` reads it: a line
     /// longer than `maxLength` ends the iteration with ``NetworkError/Code/lineTooLong``.
-    public nonisolated func lines(ending: LineEnding = .any,
-                                  maxLength: Int = TCPConnection.defaultMaximumLineLength) -> Lines {
+    public nonisolated func lines(
+        ending: LineEnding = .any,
+        maxLength: Int = TCPConnection.defaultMaximumLineLength
+    ) -> Lines {
         Lines(connection: self, ending: ending, maxLength: maxLength)
     }
 
@@ -75,7 +77,7 @@ extension TCPConnection {
                 }
                 // No whole line, or one over the limit: the connection's own read decides.
                 guard let (end, terminator) = found, end <= maxLength,
-                      connection.lease.take(end + terminator, from: loan, after: taken)
+                    connection.lease.take(end + terminator, from: loan, after: taken)
                 else { return nil }
                 let line = String(decoding: loan.bytes[taken..<(taken + end)], as: UTF8.self)
                 taken += end + terminator

@@ -98,7 +98,8 @@ public actor TCPConnection {
     private static func sendWithoutWaiting(_ bytes: UnsafeRawBufferPointer, on descriptor: Int32) -> Int {
         var sent = 0
         while sent < bytes.count {
-            guard let count = try? SystemSocket.send(descriptor, UnsafeRawBufferPointer(rebasing: bytes[sent...])) else {
+            guard let count = try? SystemSocket.send(descriptor, UnsafeRawBufferPointer(rebasing: bytes[sent...]))
+            else {
                 break
             }
             sent += count
@@ -108,9 +109,10 @@ public actor TCPConnection {
 
     /// Wraps a connected descriptor: registers it with an event loop, turns Nagle's algorithm off.
     /// Closes `descriptor` and throws when it cannot.
-    static func adopt(descriptor: Int32, peer: SocketAddress?, operation: String, custodian: Custodian?,
-                      loop: EventLoop = .next()) throws -> TCPConnection
-    {
+    static func adopt(
+        descriptor: Int32, peer: SocketAddress?, operation: String, custodian: Custodian?,
+        loop: EventLoop = .next()
+    ) throws -> TCPConnection {
         let handle: SocketHandle
         do {
             handle = try SocketHandle(descriptor: descriptor, loop: loop)
@@ -122,15 +124,19 @@ public actor TCPConnection {
 
     /// Wraps a connected socket's handle: turns Nagle's algorithm off and registers the connection with
     /// `custodian` (closed, and ``NetworkError/Code/custodianShutDown`` thrown, when it is shut down).
-    static func adopt(handle: SocketHandle, peer: SocketAddress?, operation: String,
-                      custodian: Custodian?) throws -> TCPConnection {
+    static func adopt(
+        handle: SocketHandle, peer: SocketAddress?, operation: String,
+        custodian: Custodian?
+    ) throws -> TCPConnection {
         let descriptor = handle.descriptor
         try? SystemSocket.setOption(descriptor, Int32(IPPROTO_TCP), TCP_NODELAY, 1)
         let local = (try? SystemSocket.localAddress(descriptor)) ?? nil
         let remote = peer ?? ((try? SystemSocket.peerAddress(descriptor)) ?? nil)
         let unknown = SocketAddress.any(remote?.family ?? .ipv4, port: 0)
-        return try TCPConnection(handle: handle, local: local ?? unknown, remote: remote ?? unknown, custodian: custodian)
-            .registered(operation)
+        return try TCPConnection(
+            handle: handle, local: local ?? unknown, remote: remote ?? unknown, custodian: custodian
+        )
+        .registered(operation)
     }
 
     /// Registers the new connection with its custodian; closes it and throws when the custodian is shut down.
@@ -173,8 +179,9 @@ public actor TCPConnection {
     /// Changes how output is buffered. Switching to ``BufferMode/none`` sends what is buffered.
     public func setBufferMode(_ mode: BufferMode) async throws {
         if case .block(let size) = mode, size < 1 {
-            throw NetworkError.invalid("set buffer mode", remoteAddress.description,
-                                       "a block buffer needs at least 1 byte, not \(size)")
+            throw NetworkError.invalid(
+                "set buffer mode", remoteAddress.description,
+                "a block buffer needs at least 1 byte, not \(size)")
         }
         bufferMode = mode
         if mode == .none, !output.isEmpty { try await flush() }
@@ -212,10 +219,11 @@ public actor TCPConnection {
         case .closed:
             throw closedError(operation, interest, transferred: transferred)
         case .timedOut:
-            throw NetworkError(.timedOut, operation: operation, address: remoteAddress.description,
-                               detail: "nothing \(interest == .read ? "arrived" : "could be sent") within "
-                                   + (timeout?.shortDescription ?? "the timeout"),
-                               bytesTransferred: transferred > 0 ? transferred : nil)
+            throw NetworkError(
+                .timedOut, operation: operation, address: remoteAddress.description,
+                detail: "nothing \(interest == .read ? "arrived" : "could be sent") within "
+                    + (timeout?.shortDescription ?? "the timeout"),
+                bytesTransferred: transferred > 0 ? transferred : nil)
         case .cancelled:
             throw cancellation(operation, transferred: transferred)
         }
@@ -223,8 +231,9 @@ public actor TCPConnection {
 
     private func cancellation(_ operation: String, transferred: Int) -> any Error {
         guard transferred > 0 else { return CancellationError() }
-        return NetworkError(.cancelled, operation: operation, address: remoteAddress.description,
-                            bytesTransferred: transferred)
+        return NetworkError(
+            .cancelled, operation: operation, address: remoteAddress.description,
+            bytesTransferred: transferred)
     }
 
     private func closedError(_ operation: String, _ interest: Interest, transferred: Int = 0) -> NetworkError {
@@ -268,7 +277,8 @@ public actor TCPConnection {
     /// end-of-file. Racket: `read-bytes-avail!`.
     public func read(upTo maxLength: Int = 65536) async throws -> [UInt8]? {
         guard maxLength > 0 else {
-            throw NetworkError.invalid("read", remoteAddress.description, "maxLength must be at least 1, not \(maxLength)")
+            throw NetworkError.invalid(
+                "read", remoteAddress.description, "maxLength must be at least 1, not \(maxLength)")
         }
         try checkReadable("read")
         skippingLine = nil
@@ -288,8 +298,9 @@ public actor TCPConnection {
         skippingLine = nil
         while input.count < count {
             if try await !fill("read") {
-                throw NetworkError(.endOfFile, operation: "read", address: remoteAddress.description,
-                                   detail: "\(input.count) of \(count) bytes arrived; they stay buffered")
+                throw NetworkError(
+                    .endOfFile, operation: "read", address: remoteAddress.description,
+                    detail: "\(input.count) of \(count) bytes arrived; they stay buffered")
             }
         }
         return input.take(count)
@@ -311,8 +322,9 @@ public actor TCPConnection {
     public func read(into buffer: inout [UInt8], range: Range<Int>? = nil) async throws -> Int? {
         let range = range ?? 0..<buffer.count
         guard range.lowerBound >= 0, range.upperBound <= buffer.count else {
-            throw NetworkError.invalid("read", remoteAddress.description,
-                                       "range \(range) is outside the buffer's 0..<\(buffer.count)")
+            throw NetworkError.invalid(
+                "read", remoteAddress.description,
+                "range \(range) is outside the buffer's 0..<\(buffer.count)")
         }
         try checkReadable("read")
         skippingLine = nil
@@ -327,7 +339,8 @@ public actor TCPConnection {
             if Task.isCancelled { throw CancellationError() }
             let received: Result<Int, Errno> = buffer.withUnsafeMutableBytes { raw in
                 Result { () throws(Errno) in
-                    try SystemSocket.receive(handle.descriptor, into: UnsafeMutableRawBufferPointer(rebasing: raw[range]))
+                    try SystemSocket.receive(
+                        handle.descriptor, into: UnsafeMutableRawBufferPointer(rebasing: raw[range]))
                 }
             }
             switch received {
@@ -377,15 +390,19 @@ public actor TCPConnection {
     ///   the rest of it (through its ending) by the next line read, which returns the line after it; memory
     ///   stays bounded by about twice `maxLength` however long the line is. A read of bytes
     ///   (``read(upTo:)``, say) after the error takes the rest of the line as it comes instead.
-    public func readLine(ending: LineEnding = .any,
-                         maxLength: Int = TCPConnection.defaultMaximumLineLength) async throws -> String? {
+    public func readLine(
+        ending: LineEnding = .any,
+        maxLength: Int = TCPConnection.defaultMaximumLineLength
+    ) async throws -> String? {
         guard let bytes = try await readLineBytes(ending: ending, maxLength: maxLength) else { return nil }
         return String(decoding: bytes, as: UTF8.self)
     }
 
     /// Like ``readLine(ending:maxLength:)`` but returns the line's bytes, undecoded.
-    public func readLineBytes(ending: LineEnding = .any,
-                              maxLength: Int = TCPConnection.defaultMaximumLineLength) async throws -> [UInt8]? {
+    public func readLineBytes(
+        ending: LineEnding = .any,
+        maxLength: Int = TCPConnection.defaultMaximumLineLength
+    ) async throws -> [UInt8]? {
         try checkLineLimit(maxLength)
         try checkReadable("read")
         var scanned = 0
@@ -399,8 +416,9 @@ public actor TCPConnection {
 
     private func checkLineLimit(_ maxLength: Int) throws {
         guard maxLength >= 0 else {
-            throw NetworkError.invalid("read", remoteAddress.description,
-                                       "maxLength must not be negative, not \(maxLength)")
+            throw NetworkError.invalid(
+                "read", remoteAddress.description,
+                "maxLength must not be negative, not \(maxLength)")
         }
     }
 
@@ -457,9 +475,10 @@ public actor TCPConnection {
     }
 
     private func lineTooLong(_ maxLength: Int) -> NetworkError {
-        NetworkError(.lineTooLong, operation: "read", address: remoteAddress.description,
-                     detail: "a line is longer than the limit of \(maxLength) bytes (maxLength); it is discarded "
-                         + "through its ending")
+        NetworkError(
+            .lineTooLong, operation: "read", address: remoteAddress.description,
+            detail: "a line is longer than the limit of \(maxLength) bytes (maxLength); it is discarded "
+                + "through its ending")
     }
 
     /// Receives what the kernel holds, without waiting. Returns `false` when nothing waits or at end-of-file.
@@ -636,7 +655,6 @@ public actor TCPConnection {
         }
     }
 
-
     /// Whether a write would not wait for the peer right now. Racket: `sync` on the output port.
     public func isWritable() throws -> Bool {
         try checkWritable("write")
@@ -716,7 +734,7 @@ public actor TCPConnection {
             inputClosed = true
             outputClosed = true
             settleLease()
-        input.removeAll()
+            input.removeAll()
             output = []
             closeDescriptor()
         }

@@ -62,8 +62,10 @@ public actor TCPListener {
     ///     TIME_WAIT (Racket's `reuse?`). Default `false`, as in Racket.
     /// - Throws: ``NetworkError``: an invalid argument (before any system call), a host that does not resolve,
     ///   or the system's refusal (`EADDRINUSE`, `EACCES`, ...).
-    public init(port: Int = 0, host: String? = nil, backlog: Int = TCPListener.defaultBacklog,
-                reuseAddress: Bool = false) async throws {
+    public init(
+        port: Int = 0, host: String? = nil, backlog: Int = TCPListener.defaultBacklog,
+        reuseAddress: Bool = false
+    ) async throws {
         let shown = Resolver.describe(host: host, service: "\(port)")
         guard (0...65535).contains(port) else {
             throw NetworkError.invalid("listen", shown, "port \(port) is outside 0...65535")
@@ -82,8 +84,9 @@ public actor TCPListener {
         var sockets: ([Int32], [SocketAddress])?
         for _ in 0..<8 where sockets == nil {
             do {
-                sockets = try Self.bindAll(addresses, backlog: backlog, reuseAddress: reuseAddress,
-                                           optionalIPv6: host == nil)
+                sockets = try Self.bindAll(
+                    addresses, backlog: backlog, reuseAddress: reuseAddress,
+                    optionalIPv6: host == nil)
             } catch let failure as BindFailure {
                 lastError = failure.errno
                 // A port chosen for the first socket was taken for another family: choose again.
@@ -109,8 +112,10 @@ public actor TCPListener {
     /// Listens on a service given by number or name (`"8080"`, `"http"`), as MIT Scheme's
     /// `open-tcp-server-socket` takes it; the other arguments are those of ``init(port:host:backlog:reuseAddress:)``.
     /// - Throws: ``NetworkError``: an unknown service name, or any error of the port-number form.
-    public init(service: String, host: String? = nil, backlog: Int = TCPListener.defaultBacklog,
-                reuseAddress: Bool = false) async throws {
+    public init(
+        service: String, host: String? = nil, backlog: Int = TCPListener.defaultBacklog,
+        reuseAddress: Bool = false
+    ) async throws {
         var port = Int(service) ?? -1
         if port < 0 { port = try await Resolver.resolve(host: nil, service: service, passive: true)[0].port }
         try await self.init(port: port, host: host, backlog: backlog, reuseAddress: reuseAddress)
@@ -123,8 +128,10 @@ public actor TCPListener {
     }
 
     /// Opens, binds and listens on a socket per address, all on one port. Closes them all on failure.
-    private static func bindAll(_ addresses: [SocketAddress], backlog: Int, reuseAddress: Bool,
-                                optionalIPv6: Bool) throws -> ([Int32], [SocketAddress]) {
+    private static func bindAll(
+        _ addresses: [SocketAddress], backlog: Int, reuseAddress: Bool,
+        optionalIPv6: Bool
+    ) throws -> ([Int32], [SocketAddress]) {
         var descriptors: [Int32] = []
         var bound: [SocketAddress] = []
         var port = addresses[0].port
@@ -153,11 +160,13 @@ public actor TCPListener {
                 } catch {
                     SystemSocket.close(descriptor)
                     if optionalIPv6, address.family == .ipv6, !descriptors.isEmpty,
-                       error == .addressNotAvailable || error == .addressFamilyNotSupported {
+                        error == .addressNotAvailable || error == .addressFamilyNotSupported
+                    {
                         continue
                     }
-                    throw BindFailure(errno: error, address: target,
-                                      retry: error == .addressInUse && !descriptors.isEmpty)
+                    throw BindFailure(
+                        errno: error, address: target,
+                        retry: error == .addressInUse && !descriptors.isEmpty)
                 }
             }
         } catch {
@@ -202,8 +211,9 @@ public actor TCPListener {
             case .closed: try checkOpen("accept")
             case .cancelled: throw CancellationError()
             case .timedOut:
-                throw NetworkError(.timedOut, operation: "accept", address: shownAddress,
-                                   detail: "no client within \(timeout?.shortDescription ?? "the timeout")")
+                throw NetworkError(
+                    .timedOut, operation: "accept", address: shownAddress,
+                    detail: "no client within \(timeout?.shortDescription ?? "the timeout")")
             }
         }
     }
@@ -238,8 +248,9 @@ public actor TCPListener {
                 do {
                     let (client, peer) = try SystemSocket.accept(descriptors[index])
                     nextSocket = index + 1
-                    return try TCPConnection.adopt(descriptor: client, peer: peer, operation: "accept",
-                                                   custodian: custodian)
+                    return try TCPConnection.adopt(
+                        descriptor: client, peer: peer, operation: "accept",
+                        custodian: custodian)
                 } catch let errno as Errno {
                     if errno == .wouldBlock { break }
                     // The client gave up between SYN and accept: nothing to hand out, try the next.

@@ -48,8 +48,10 @@ public struct TCPTimeouts: Sendable, Hashable {
 
     /// Runs `operation` with `timeouts` as the current ones, for it and every task it starts. `operation` runs
     /// in the caller's isolation (an actor's state can be used in it, as in `withTaskGroup`).
-    public static func withValue<T>(_ timeouts: TCPTimeouts, isolation: isolated (any Actor)? = #isolation,
-                                    operation: () async throws -> T) async rethrows -> T {
+    public static func withValue<T>(
+        _ timeouts: TCPTimeouts, isolation: isolated (any Actor)? = #isolation,
+        operation: () async throws -> T
+    ) async rethrows -> T {
         try await $current.withValue(timeouts, operation: operation, isolation: isolation)
     }
 }

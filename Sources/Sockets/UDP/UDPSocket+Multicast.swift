@@ -30,8 +30,9 @@ extension UDPSocket {
         let local = family == .ipv4 ? try await interfaceAddress(interface, operation) : .any(.ipv4, port: 0)
         let index = family == .ipv6 ? try interfaceIndex(interface, operation) : 0
         do {
-            try SystemSocket.setMembership(handle.descriptor, group: address, interface: local, interfaceIndex: index,
-                                           join: join)
+            try SystemSocket.setMembership(
+                handle.descriptor, group: address, interface: local, interfaceIndex: index,
+                join: join)
         } catch {
             throw NetworkError.system(error, operation, group)
         }

@@ -131,8 +131,9 @@ public actor UDPSocket {
         let address: SocketAddress
         if let host {
             try Resolver.validate(host: host, operation: "bind", shown: shown)
-            address = try await Resolver.resolve(host: host, service: "\(port)", kind: .datagram, passive: true,
-                                                 family: family)[0]
+            address = try await Resolver.resolve(
+                host: host, service: "\(port)", kind: .datagram, passive: true,
+                family: family)[0]
         } else {
             address = .any(family, port: port)
         }
@@ -157,8 +158,9 @@ public actor UDPSocket {
         try checkOpen("connect")
         guard let host, let port else {
             guard host == nil, port == nil else {
-                throw NetworkError.invalid("connect", host ?? port.map { "port \($0)" },
-                                           "give both a host and a port, or neither to disconnect")
+                throw NetworkError.invalid(
+                    "connect", host ?? port.map { "port \($0)" },
+                    "give both a host and a port, or neither to disconnect")
             }
             return try disconnect()
         }
@@ -191,8 +193,9 @@ public actor UDPSocket {
                 try SystemSocket.bind(handle.descriptor, to: local)
             } catch {
                 bound = false
-                throw NetworkError.system(error, "disconnect", local.description,
-                                          detail: "the socket lost its binding and could not bind it again")
+                throw NetworkError.system(
+                    error, "disconnect", local.description,
+                    detail: "the socket lost its binding and could not bind it again")
             }
         }
     }
@@ -203,11 +206,13 @@ public actor UDPSocket {
         if let match = addresses.first(where: { $0.family == family }) { return match }
         if family == .ipv6, let v4 = addresses.first {
             // An IPv6 socket reaches IPv4 peers through mapped addresses (::ffff:a.b.c.d).
-            return SocketAddress(family: .ipv6, bytes: [UInt8](repeating: 0, count: 10) + [0xFF, 0xFF] + v4.bytes,
-                                 port: v4.port, scopeID: 0)
+            return SocketAddress(
+                family: .ipv6, bytes: [UInt8](repeating: 0, count: 10) + [0xFF, 0xFF] + v4.bytes,
+                port: v4.port, scopeID: 0)
         }
-        throw NetworkError.system(.addressFamilyNotSupported, operation, shown,
-                                  detail: "the socket is IPv4 and \(host) has no IPv4 address")
+        throw NetworkError.system(
+            .addressFamilyNotSupported, operation, shown,
+            detail: "the socket is IPv4 and \(host) has no IPv4 address")
     }
 
     // MARK: Addresses and options
@@ -226,15 +231,17 @@ public actor UDPSocket {
     public func setReceiveBufferSize(_ size: Int) throws {
         try checkOpen("set receive buffer size")
         guard size >= 1, size <= Int(Int32.max) / 2 else {
-            throw NetworkError.invalid("set receive buffer size", shownLocal, "size \(size) is outside 1...\(Int32.max / 2)")
+            throw NetworkError.invalid(
+                "set receive buffer size", shownLocal, "size \(size) is outside 1...\(Int32.max / 2)")
         }
         do {
             try SystemSocket.setOption(handle.descriptor, SOL_SOCKET, SO_RCVBUF, Int32(size))
             // Linux stores (and reports) twice the size asked for, capped at twice net.core.rmem_max.
             let granted = Int(try SystemSocket.getOption(handle.descriptor, SOL_SOCKET, SO_RCVBUF)) / 2
             guard granted >= size else {
-                throw NetworkError.system(.noBufferSpace, "set receive buffer size", shownLocal,
-                                          detail: "asked for \(size) bytes, the system allows at most \(granted)")
+                throw NetworkError.system(
+                    .noBufferSpace, "set receive buffer size", shownLocal,
+                    detail: "asked for \(size) bytes, the system allows at most \(granted)")
             }
         } catch let errno as Errno {
             throw NetworkError.system(errno, "set receive buffer size", shownLocal)
@@ -411,7 +418,8 @@ public actor UDPSocket {
         return try await transmit(bytes, range, to: address, waiting: waiting, operation: "send to")
     }
 
-    private func sendConnected(_ bytes: some Collection<UInt8>, range: Range<Int>?, waiting: Bool) async throws -> Bool {
+    private func sendConnected(_ bytes: some Collection<UInt8>, range: Range<Int>?, waiting: Bool) async throws -> Bool
+    {
         let range = try checkRange(range, count: bytes.count, "send")
         try checkOpen("send")
         guard peer != nil else {
@@ -423,8 +431,10 @@ public actor UDPSocket {
     /// One datagram: `sendto` (atomic: all or nothing), waiting for room when `waiting`. `bytes` in contiguous
     /// storage (`[UInt8]`, `ArraySlice<UInt8>`, …) is sent from where it is; any other collection is copied once.
     /// `range` counts from the collection's first byte.
-    private func transmit(_ bytes: some Collection<UInt8>, _ range: Range<Int>, to address: SocketAddress?,
-                          waiting: Bool, operation: String) async throws -> Bool {
+    private func transmit(
+        _ bytes: some Collection<UInt8>, _ range: Range<Int>, to address: SocketAddress?,
+        waiting: Bool, operation: String
+    ) async throws -> Bool {
         guard bytes.withContiguousStorageIfAvailable({ _ in true }) == true else {
             return try await transmit(Array(bytes), range, to: address, waiting: waiting, operation: operation)
         }
@@ -485,14 +495,16 @@ public actor UDPSocket {
         var sender: SocketAddress?
         let result: Result<(count: Int, truncated: Bool), Errno> = buffer.withUnsafeMutableBytes { raw in
             Result { () throws(Errno) in
-                try SystemSocket.receive(handle.descriptor, into: UnsafeMutableRawBufferPointer(rebasing: raw[range]),
-                                         from: &sender)
+                try SystemSocket.receive(
+                    handle.descriptor, into: UnsafeMutableRawBufferPointer(rebasing: raw[range]),
+                    from: &sender)
             }
         }
         switch result {
         case .success(let received):
-            return UDPReceipt(count: received.count, sender: sender ?? .any(family, port: 0),
-                              truncated: received.truncated)
+            return UDPReceipt(
+                count: received.count, sender: sender ?? .any(family, port: 0),
+                truncated: received.truncated)
         case .failure(.wouldBlock):
             return nil
         case .failure(let errno):
@@ -538,8 +550,9 @@ public actor UDPSocket {
             }
             return entries.enumerated().map { index, entry in
                 let start = index * stride
-                return Datagram(bytes: Array(batchStorage[start..<(start + min(entry.count, maxLength))]),
-                                address: entry.sender ?? .any(family, port: 0), truncated: entry.truncated)
+                return Datagram(
+                    bytes: Array(batchStorage[start..<(start + min(entry.count, maxLength))]),
+                    address: entry.sender ?? .any(family, port: 0), truncated: entry.truncated)
             }
         }
     }
@@ -556,7 +569,8 @@ public actor UDPSocket {
         while next < datagrams.count {
             try checkOpen("send to")
             if Task.isCancelled {
-                throw next == 0 ? CancellationError()
+                throw next == 0
+                    ? CancellationError()
                     : NetworkError(.cancelled, operation: "send to", detail: progress()) as any Error
             }
             let batch = datagrams[next..<min(datagrams.count, next + 64)]
@@ -571,8 +585,9 @@ public actor UDPSocket {
             if payload.isEmpty { payload = [0] }
             do {
                 next += try payload.withUnsafeBytes { (bytes) throws(Errno) in
-                    try SystemSocket.sendBatch(handle.descriptor, bytes, offsets: offsets, lengths: lengths,
-                                               to: batch.map(\.address))
+                    try SystemSocket.sendBatch(
+                        handle.descriptor, bytes, offsets: offsets, lengths: lengths,
+                        to: batch.map(\.address))
                 }
                 bound = true
             } catch .wouldBlock {
@@ -582,8 +597,9 @@ public actor UDPSocket {
                     throw NetworkError(.cancelled, operation: "send to", detail: progress())
                 }
             } catch let error as Errno {
-                throw NetworkError.system(error, "send to", batch.first?.address.description,
-                                          detail: next > 0 ? progress() : nil)
+                throw NetworkError.system(
+                    error, "send to", batch.first?.address.description,
+                    detail: next > 0 ? progress() : nil)
             }
         }
     }

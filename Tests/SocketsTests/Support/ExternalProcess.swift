@@ -36,8 +36,10 @@ final class ExternalProcess: Sendable {
 
     /// Starts `program` (a path, or a name looked up in PATH) with `arguments`. `stdin` is written to the
     /// child's standard input, which is then closed; `nil` gives it /dev/null.
-    init(_ program: String, _ arguments: [String] = [], stdin: String? = nil,
-         environment: [String: String] = [:]) throws {
+    init(
+        _ program: String, _ arguments: [String] = [], stdin: String? = nil,
+        environment: [String: String] = [:]
+    ) throws {
         commandLine = ([program] + arguments).joined(separator: " ")
         guard let path = program.contains("/") ? program : Self.path(of: program) else {
             throw Failure(description: "\(program) is not installed (not found in PATH)")
@@ -72,8 +74,8 @@ final class ExternalProcess: Sendable {
         let argv = ([path] + arguments).map { strdup($0) } + [nil]
         let envp = variables.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer {
-            argv.forEach { free($0) }
-            envp.forEach { free($0) }
+            for pointer in argv { free(pointer) }
+            for pointer in envp { free(pointer) }
         }
         var child: pid_t = 0
         let result = posix_spawn(&child, path, &actions, &attributes, argv, envp)
@@ -148,15 +150,17 @@ final class ExternalProcess: Sendable {
     static func productPath(_ name: String) throws -> String {
         var candidates: [String] = []
         if let binary = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
-            candidates.append(URL(fileURLWithPath: binary).deletingLastPathComponent().appendingPathComponent(name).path)
+            candidates.append(
+                URL(fileURLWithPath: binary).deletingLastPathComponent().appendingPathComponent(name).path)
         }
         // Tests/SocketsTests/Support/ExternalProcess.swift → the package's root.
         var packageRoot = URL(fileURLWithPath: #filePath)
         for _ in 0..<4 { packageRoot.deleteLastPathComponent() }
         candidates.append(packageRoot.appendingPathComponent(".build/debug/\(name)").path)
         guard let found = candidates.first(where: { access($0, X_OK) == 0 }) else {
-            throw Failure(description: "\(name) is not built; looked at \(candidates) "
-                          + "(swift test builds it; so does swift build --product \(name))")
+            throw Failure(
+                description: "\(name) is not built; looked at \(candidates) "
+                    + "(swift test builds it; so does swift build --product \(name))")
         }
         return found
     }
@@ -175,18 +179,22 @@ final class ExternalProcess: Sendable {
 
     /// Reads lines from `stream` until one satisfies `matching` (skipping the others) and returns it; throws
     /// ``Failure`` when the stream ends first or `timeout` passes. At most `limit` lines are read.
-    func readLine(from stream: Stream = .stdout, timeout: Duration = .seconds(20), limit: Int = 1000,
-                  where matching: (String) -> Bool) async throws -> String {
+    func readLine(
+        from stream: Stream = .stdout, timeout: Duration = .seconds(20), limit: Int = 1000,
+        where matching: (String) -> Bool
+    ) async throws -> String {
         let deadline = ContinuousClock.now + timeout
         for _ in 0..<limit {
             guard let line = try await readLine(from: stream, timeout: deadline - .now) else {
-                throw Failure(description: "\(stream) of \(commandLine) ended without the line awaited"
-                              + shared.transcript())
+                throw Failure(
+                    description: "\(stream) of \(commandLine) ended without the line awaited"
+                        + shared.transcript())
             }
             if matching(line) { return line }
         }
-        throw Failure(description: "\(limit) lines on \(stream) of \(commandLine), none the one awaited"
-                      + shared.transcript())
+        throw Failure(
+            description: "\(limit) lines on \(stream) of \(commandLine), none the one awaited"
+                + shared.transcript())
     }
 
     /// Every remaining line of `stream`, until it ends (within `timeout`).
@@ -229,9 +237,11 @@ final class ExternalProcess: Sendable {
 
     /// Runs a program to its end: feeds it `stdin`, collects its output, and returns its status and output.
     /// Kills it and throws when it runs longer than `timeout`.
-    static func run(_ program: String, _ arguments: [String] = [], stdin: String? = nil,
-                    environment: [String: String] = [:],
-                    timeout: Duration = .seconds(20)) async throws -> (status: Int32, stdout: [String], stderr: String) {
+    static func run(
+        _ program: String, _ arguments: [String] = [], stdin: String? = nil,
+        environment: [String: String] = [:],
+        timeout: Duration = .seconds(20)
+    ) async throws -> (status: Int32, stdout: [String], stderr: String) {
         let process = try ExternalProcess(program, arguments, stdin: stdin, environment: environment)
         let deadline = ContinuousClock.now + timeout
         do {
@@ -247,10 +257,13 @@ final class ExternalProcess: Sendable {
 
     /// Runs the Swift Testing tests of this test binary whose names match `filter`, alone, in a child process
     /// with `environment` added (for a test that must measure its own process, or that may hang it).
-    static func runTests(matching filter: String, environment: [String: String],
-                         timeout: Duration) async throws -> (status: Int32, stdout: [String], stderr: String) {
-        try await run(CommandLine.arguments[0], ["--testing-library", "swift-testing", "--filter", filter],
-                      environment: environment, timeout: timeout)
+    static func runTests(
+        matching filter: String, environment: [String: String],
+        timeout: Duration
+    ) async throws -> (status: Int32, stdout: [String], stderr: String) {
+        try await run(
+            CommandLine.arguments[0], ["--testing-library", "swift-testing", "--filter", filter],
+            environment: environment, timeout: timeout)
     }
 
     // MARK: Plumbing
@@ -314,7 +327,9 @@ final class ExternalProcess: Sendable {
             }
             close(descriptor)
             change { state in
-                if !pending.isEmpty { state.lines[stream, default: []].append(String(decoding: pending, as: UTF8.self)) }
+                if !pending.isEmpty {
+                    state.lines[stream, default: []].append(String(decoding: pending, as: UTF8.self))
+                }
                 state.ended.insert(stream)
             }
         }
@@ -339,7 +354,7 @@ final class ExternalProcess: Sendable {
                 defer { state.waiters = [:] }
                 return Array(state.waiters.values)
             }
-            waiters.forEach { $0.resume() }
+            for waiter in waiters { waiter.resume() }
         }
 
         private func wake(_ id: UInt64) {
@@ -348,8 +363,10 @@ final class ExternalProcess: Sendable {
 
         /// Waits until `check` returns a value, or throws ``Failure`` at `deadline`. `check` runs under the lock
         /// each time the state changes.
-        func wait<T: Sendable>(until deadline: ContinuousClock.Instant, waitingFor what: String,
-                               _ check: (inout State) -> T?) async throws -> T {
+        func wait<T: Sendable>(
+            until deadline: ContinuousClock.Instant, waitingFor what: String,
+            _ check: (inout State) -> T?
+        ) async throws -> T {
             while true {
                 try Task.checkCancellation()
                 let id = state.withLock { state in
@@ -376,8 +393,11 @@ final class ExternalProcess: Sendable {
                         }
                         // The time bound: wake this waiter at the deadline (nothing happens if already woken).
                         let left = ContinuousClock.now.duration(to: deadline)
-                        let nanoseconds = max(0, Int(left.components.seconds) * 1_000_000_000
-                                                  + Int(left.components.attoseconds / 1_000_000_000)) + 1_000_000
+                        let nanoseconds =
+                            max(
+                                0,
+                                Int(left.components.seconds) * 1_000_000_000
+                                    + Int(left.components.attoseconds / 1_000_000_000)) + 1_000_000
                         DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(nanoseconds)) { [self] in
                             wake(id)
                         }
@@ -397,8 +417,10 @@ final class ExternalProcess: Sendable {
         /// What the child printed so far, for a failure's message.
         func transcript() -> String {
             let (output, errors) = state.withLock {
-                (String(decoding: $0.everything[.stdout] ?? [], as: UTF8.self),
-                 String(decoding: $0.everything[.stderr] ?? [], as: UTF8.self))
+                (
+                    String(decoding: $0.everything[.stdout] ?? [], as: UTF8.self),
+                    String(decoding: $0.everything[.stderr] ?? [], as: UTF8.self)
+                )
             }
             return "\n--- stdout so far ---\n\(output.suffix(2000))\n--- stderr so far ---\n\(errors.suffix(2000))"
         }

@@ -32,7 +32,8 @@ struct TimeLimitExceeded: Error, CustomStringConvertible {
 }
 
 /// Runs `body`, failing with `TimeLimitExceeded` when it takes longer than `seconds` (then `body` is cancelled).
-func withinTimeLimit<T: Sendable>(_ seconds: Double, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+func withinTimeLimit<T: Sendable>(_ seconds: Double, _ body: @escaping @Sendable () async throws -> T) async throws -> T
+{
     try await withThrowingTaskGroup(of: T?.self) { group in
         group.addTask { try await body() }
         group.addTask {
@@ -61,7 +62,7 @@ func descriptorCountOfProcess() -> Int {
     defer { closedir(directory) }
     var count = 0
     while readdir(directory) != nil { count += 1 }
-    return count - 3 // ".", ".." and the directory's own descriptor
+    return count - 3  // ".", ".." and the directory's own descriptor
 }
 
 /// The inode of an open descriptor, or nil when the number is not open.
