@@ -11,6 +11,7 @@ let package = Package(
         .executable(name: "nio-async-echo", targets: ["NIOAsyncEcho"]),
         .executable(name: "flyingsocks-echo", targets: ["FlyingSocksEcho"]),
         .executable(name: "connect-race", targets: ["ConnectRace"]),
+        .executable(name: "sequence-bench", targets: ["SequenceBench"]),
     ],
     dependencies: [
         .package(name: "Sockets", path: ".."),
@@ -58,6 +59,12 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        // What iterating `bytes` and `lines` costs beside read(upTo:) and readLine(); an unflushed request.
+        .executableTarget(
+            name: "SequenceBench",
+            dependencies: [.product(name: "Sockets", package: "Sockets")],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
     ]

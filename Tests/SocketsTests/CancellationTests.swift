@@ -124,12 +124,15 @@ struct CancellationTests {
             }
             if let connection = outcome { held.append(connection) } else { hung = true }
             if hung {
-                let result = await attempt.result
-                guard case .failure(let error) = result else {
-                    Issue.record("the cancelled connect returned a connection")
-                    break
+                switch await attempt.result {
+                case .success(let connection):
+                    // It connected just as it was cancelled (a loaded machine can take 300 ms to connect while
+                    // the queue still had room): allowed, the connect happened. Not the hung connect sought.
+                    held.append(connection)
+                    hung = false
+                case .failure(let error):
+                    #expect(error is CancellationError)
                 }
-                #expect(error is CancellationError)
             }
         }
         #expect(hung)

@@ -537,7 +537,7 @@ struct UnflushedRequestTests {
                 }
             }
         }
-        let reply = try await withinTimeLimit(10) {
+        let reply = try await withinTimeLimit(30) {
             let connection = try await TCPConnection.connect(host: "127.0.0.1", port: listener.port)
             #expect(await connection.bufferMode == .block(4096))
             try await connection.writeLine("hello")

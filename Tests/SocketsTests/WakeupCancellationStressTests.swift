@@ -37,10 +37,8 @@ struct WakeupCancellationStressTests {
         "no wait hangs when its wake-up meets its cancellation (read, readLine, read(exactly:), write, flush, accept, connect, UDP receive/send, sync, the semaphore)",
         .enabled(if: !insideChild))
     func parent() async throws {
-        let process = try ExternalProcess(
-            CommandLine.arguments[0],
-            ["--testing-library", "swift-testing", "--filter", "WakeupCancellationStressTests/child"],
-            environment: ["SOCKETS_WAKEUP_STRESS": "1"])
+        let child = ExternalProcess.testsInChild(matching: "WakeupCancellationStressTests/child")
+        let process = try ExternalProcess(child.program, child.arguments, environment: ["SOCKETS_WAKEUP_STRESS": "1"])
         var current: String?
         var ended: [String] = []
         while true {

@@ -338,6 +338,7 @@ struct ConnectRace {
         deadline: DispatchTime?
     ) async -> AttemptOutcome {
         let handle: SocketHandle
+        let connected: Bool
         do throws(Errno) {
             let descriptor = try SystemSocket.open(family: remote.family, kind: .stream)
             do throws(Errno) {
@@ -345,18 +346,19 @@ struct ConnectRace {
                     try SystemSocket.setOption(descriptor, SOL_SOCKET, SO_REUSEADDR, 1)
                     try SystemSocket.bind(descriptor, to: local)
                 }
-                let connected = try SystemSocket.connect(descriptor, to: remote)
-                // Registered only once connecting: a socket that has not begun reports itself writable (EPOLLOUT
-                // with EPOLLHUP), an edge that would end the wait below before any handshake.
-                handle = try SocketHandle(descriptor: descriptor)
-                if connected { return .connected(handle) }
+                connected = try SystemSocket.connect(descriptor, to: remote)
             } catch {
                 SystemSocket.close(descriptor)
                 throw error
             }
+            // Registered only once connecting: a socket that has not begun reports itself writable (EPOLLOUT
+            // with EPOLLHUP), an edge that would end the wait below before any handshake. A registration that
+            // fails has closed the descriptor itself (closing it here too could close a number reused meanwhile).
+            handle = try SocketHandle(descriptor: descriptor)
         } catch {
             return .failed(AttemptFailure(errno: error))
         }
+        if connected { return .connected(handle) }
         while true {
             switch await handle.wait(for: .write, deadline: deadline) {
             case .ready: break

@@ -30,7 +30,7 @@ struct InputBuffer {
                 start = 0
             }
             if storage.count - end < minimum {
-                storage.append(contentsOf: repeatElement(0, count: max(minimum, storage.count) - (storage.count - end)))
+                storage = Memory.grown(storage, by: max(minimum, storage.count) - (storage.count - end))
             }
         }
         var failure: Errno?

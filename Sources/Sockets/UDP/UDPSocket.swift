@@ -319,7 +319,7 @@ public actor UDPSocket {
 
     /// Receives a waiting datagram as an owned value, or returns `nil` at once.
     func tryReceive(maxLength: Int) throws -> Datagram? {
-        var buffer = [UInt8](repeating: 0, count: max(0, maxLength))
+        var buffer = Memory.zeroedBytes(count: max(0, maxLength))
         guard let receipt = try tryReceive(into: &buffer) else { return nil }
         buffer.removeLast(buffer.count - receipt.count)
         return Datagram(bytes: buffer, address: receipt.sender, truncated: receipt.truncated)
@@ -518,7 +518,7 @@ public actor UDPSocket {
         guard maxLength >= 0 else {
             throw NetworkError.invalid("receive", nil, "maxLength must not be negative, not \(maxLength)")
         }
-        var buffer = [UInt8](repeating: 0, count: maxLength)
+        var buffer = Memory.zeroedBytes(count: maxLength)
         let receipt = try await receive(into: &buffer)
         buffer.removeLast(buffer.count - receipt.count)
         return Datagram(bytes: buffer, address: receipt.sender, truncated: receipt.truncated)
@@ -533,7 +533,7 @@ public actor UDPSocket {
             throw NetworkError.invalid("receive", nil, "a batch holds 1...64 datagrams of 0...65535 bytes")
         }
         let stride = max(maxLength, 1)
-        if batchStorage.count < maxCount * stride { batchStorage = [UInt8](repeating: 0, count: maxCount * stride) }
+        if batchStorage.count < maxCount * stride { batchStorage = Memory.zeroedBytes(count: maxCount * stride) }
         while true {
             try checkReceivable("receive")
             if Task.isCancelled { throw CancellationError() }

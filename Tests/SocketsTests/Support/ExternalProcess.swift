@@ -255,15 +255,20 @@ final class ExternalProcess: Sendable {
         }
     }
 
-    /// Runs the Swift Testing tests of this test binary whose names match `filter`, alone, in a child process
-    /// with `environment` added (for a test that must measure its own process, or that may hang it).
+    /// The arguments that run this test binary's Swift Testing tests whose names match `filter`, alone, at the
+    /// lowest CPU priority (`nice -n 19`): such a child (a stress test, a memory measurement) keeps both cores
+    /// busy for seconds, and must not starve the timed tests running beside it in the parent.
+    static func testsInChild(matching filter: String) -> (program: String, arguments: [String]) {
+        ("nice", ["-n", "19", CommandLine.arguments[0], "--testing-library", "swift-testing", "--filter", filter])
+    }
+
+    /// Runs ``testsInChild(matching:)`` with `environment` added, to its end.
     static func runTests(
         matching filter: String, environment: [String: String],
         timeout: Duration
     ) async throws -> (status: Int32, stdout: [String], stderr: String) {
-        try await run(
-            CommandLine.arguments[0], ["--testing-library", "swift-testing", "--filter", filter],
-            environment: environment, timeout: timeout)
+        let child = testsInChild(matching: filter)
+        return try await run(child.program, child.arguments, environment: environment, timeout: timeout)
     }
 
     // MARK: Plumbing
