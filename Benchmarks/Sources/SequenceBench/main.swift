@@ -11,18 +11,23 @@ import Glibc
 #endif
 import Sockets
 
-var megabytes = 10
-var roundTrips = 20_000
-var arguments = CommandLine.arguments.dropFirst()
-while let argument = arguments.popFirst() {
-    switch argument {
-    case "--megabytes": megabytes = arguments.popFirst().flatMap { Int($0) } ?? megabytes
-    case "--round-trips": roundTrips = arguments.popFirst().flatMap { Int($0) } ?? roundTrips
-    default:
-        print("usage: sequence-bench [--megabytes N] [--round-trips N]")
-        exit(2)
+/// The command line: how much to stream, how many round trips.
+func options() -> (megabytes: Int, roundTrips: Int) {
+    var megabytes = 10
+    var roundTrips = 20_000
+    var arguments = CommandLine.arguments.dropFirst()
+    while let argument = arguments.popFirst() {
+        switch argument {
+        case "--megabytes": megabytes = arguments.popFirst().flatMap { Int($0) } ?? megabytes
+        case "--round-trips": roundTrips = arguments.popFirst().flatMap { Int($0) } ?? roundTrips
+        default:
+            print("usage: sequence-bench [--megabytes N] [--round-trips N]")
+            exit(2)
+        }
     }
+    return (megabytes, roundTrips)
 }
+let (megabytes, roundTrips) = options()
 let total = megabytes << 20
 
 /// A connected pair on 127.0.0.1; the client side writes `payload` and closes its output.
@@ -124,7 +129,7 @@ let linesActor = try await measure("for line in lines, another actor", lines, un
 }
 
 /// Round trips of a line: the client writes a line (block-buffered) and reads the reply.
-func roundTrip(flushing: Bool) async throws -> Double {
+func roundTrip(flushing: Bool, count roundTrips: Int) async throws -> Double {
     let listener = try await TCPListener(port: 0, host: "127.0.0.1")
     let server = Task {
         try await serve(listener) { connection in
@@ -151,8 +156,8 @@ func roundTrip(flushing: Bool) async throws -> Double {
             + "\(fixed(microseconds, 2)) µs")
     return microseconds
 }
-let flushed = try await roundTrip(flushing: true)
-let unflushed = try await roundTrip(flushing: false)
+let flushed = try await roundTrip(flushing: true, count: roundTrips)
+let unflushed = try await roundTrip(flushing: false, count: roundTrips)
 
 print("")
 print(

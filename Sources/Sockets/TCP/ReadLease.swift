@@ -11,18 +11,22 @@ import Synchronization
 /// taken, and so revokes the lease; the iterator's next compare-and-exchange then fails, and it asks the
 /// connection for a new lease. So each byte is handed out exactly once, and an iteration that stops early (a
 /// `break`, a cancelled task) leaves every byte it did not yield in the buffer for the next read.
+@usableFromInline
 final class ReadLease: Sendable {
-    /// `lease number << 32 | bytes taken`; zero when no lease is out.
-    let word = Atomic<UInt64>(0)
+    /// `lease number << 32 | bytes taken`; zero when no lease is out. (`@usableFromInline`, like the iterators'
+    /// fast paths that use it: inlined into the caller, a byte costs no function call.)
+    @usableFromInline let word = Atomic<UInt64>(0)
 
     /// What the connection lends: the lease's number and the bytes.
+    @usableFromInline
     struct Loan: Sendable {
-        let number: UInt32
-        let bytes: [UInt8]
+        @usableFromInline let number: UInt32
+        @usableFromInline let bytes: [UInt8]
     }
 
     /// Counts `count` more bytes as taken from `loan`, of which `taken` were taken before. `false`: the lease
     /// was revoked, and nothing is counted.
+    @inlinable
     func take(_ count: Int, from loan: Loan, after taken: Int) -> Bool {
         let expected = UInt64(loan.number) << 32 | UInt64(taken)
         return word.compareExchange(

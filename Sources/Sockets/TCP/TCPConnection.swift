@@ -744,7 +744,7 @@ public actor TCPConnection {
     // MARK: Lending input to the sequences
 
     /// Buffered input lent to a ``bytes`` or ``lines`` iterator (see `ReadLease`).
-    nonisolated let lease = ReadLease()
+    @usableFromInline nonisolated let lease = ReadLease()
     /// The number of the lease out; 0 when none is.
     private var leaseNumber: UInt32 = 0
     private var lastLeaseNumber: UInt32 = 0
