@@ -8,10 +8,9 @@ import Testing
 struct ConnectingTests {
     @Test("a refused connect names the address and the system's reason")
     func refused() async throws {
-        // A port that was just free: listen, read the port back, close.
-        let listener = try await TCPListener(port: 0, host: "127.0.0.1")
-        let port = listener.port
-        try await listener.close()
+        let refused = try RefusedPort()
+        defer { withExtendedLifetime(refused) {} }
+        let port = refused.port
         let error =
             await thrownError { _ = try await TCPConnection.connect(host: "127.0.0.1", port: port) } as? NetworkError
         #expect(error?.errno == .connectionRefused)
@@ -20,9 +19,9 @@ struct ConnectingTests {
 
     @Test("a name with several addresses tries each; the error lists them all")
     func everyAddressTried() async throws {
-        let listener = try await TCPListener(port: 0, host: "127.0.0.1")
-        let port = listener.port
-        try await listener.close()
+        let refused = try RefusedPort()
+        defer { withExtendedLifetime(refused) {} }
+        let port = refused.port
         let addresses = try await Resolver.resolve(host: "localhost", service: "\(port)")
         let error =
             await thrownError { _ = try await TCPConnection.connect(host: "localhost", port: port) } as? NetworkError

@@ -6,17 +6,11 @@ import Testing
 
 @Suite("Errors: Errno as a pattern, the common questions, resolution codes")
 struct ErrorTests {
-    /// A port on 127.0.0.1 that was free a moment ago: listen on an ephemeral port, read it back, close.
-    private func freshlyClosedPort() async throws -> Int {
-        let listener = try await TCPListener(port: 0, host: "127.0.0.1")
-        let port = listener.port
-        try await listener.close()
-        return port
-    }
-
     @Test("catch Errno.connectionRefused catches the NetworkError of a refused connect")
     func catchErrnoPattern() async throws {
-        let port = try await freshlyClosedPort()
+        let refused = try RefusedPort()
+        defer { withExtendedLifetime(refused) {} }
+        let port = refused.port
         var caughtByPattern = false
         do {
             _ = try await TCPConnection.connect(host: "127.0.0.1", port: port)
@@ -52,7 +46,9 @@ struct ErrorTests {
 
     @Test("isRefused: a refused connect, and nothing else")
     func refusedQuestion() async throws {
-        let port = try await freshlyClosedPort()
+        let refused = try RefusedPort()
+        defer { withExtendedLifetime(refused) {} }
+        let port = refused.port
         let error = try #require(
             await thrownError { _ = try await TCPConnection.connect(host: "127.0.0.1", port: port) } as? NetworkError)
         #expect(error.isRefused)

@@ -11,20 +11,14 @@ private func seconds(since start: ContinuousClock.Instant) -> Double {
     return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
 }
 
-/// A port that was just free: listen, read the port back, close. A connect to it is refused.
-private func refusedPort() async throws -> Int {
-    let listener = try await TCPListener(port: 0, host: "127.0.0.1")
-    let port = listener.port
-    try await listener.close()
-    return port
-}
-
 @Suite("connect races addresses (Happy Eyeballs) on loopback")
 struct HappyEyeballsTests {
     @Test("a refused address starts the next at once, without waiting for the attempt delay")
     func failureStartsNextAttempt() async throws {
         let listener = try await TCPListener(port: 0, host: "127.0.0.1")
-        let refused = try await refusedPort()
+        let refusing = try RefusedPort()
+        defer { withExtendedLifetime(refusing) {} }
+        let refused = refusing.port
         let start = ContinuousClock.now
         let connection = try await TCPConnection.connect(
             to: [
@@ -41,10 +35,9 @@ struct HappyEyeballsTests {
 
     @Test("when every address fails, the error lists each address and why")
     func everyFailureListed() async throws {
-        let v4 = try await refusedPort()
-        let v6Listener = try await TCPListener(port: 0, host: "::1")
-        let v6 = v6Listener.port
-        try await v6Listener.close()
+        let refused = try RefusedPort()
+        defer { withExtendedLifetime(refused) {} }
+        let (v4, v6) = (refused.port, refused.port)
         for strategy in [ConnectStrategy.happyEyeballs, .sequential] {
             let error =
                 await thrownError {

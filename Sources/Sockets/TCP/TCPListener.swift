@@ -322,6 +322,11 @@ public actor TCPListener {
 
             /// The next connection; `nil` once the listener is closed or the task is cancelled.
             public mutating func next() async throws -> TCPConnection? {
+                try await next(isolation: nil)
+            }
+
+            /// The next connection, waiting in the caller's isolation (no hop off the caller's actor to wait).
+            public mutating func next(isolation actor: isolated (any Actor)?) async throws -> TCPConnection? {
                 var backoff = Duration.milliseconds(10)
                 while true {
                     do {

@@ -622,6 +622,11 @@ public actor UDPSocket {
 
             /// The next datagram; `nil` once the socket is closed or the task is cancelled.
             public mutating func next() async throws -> Datagram? {
+                try await next(isolation: nil)
+            }
+
+            /// The next datagram, waiting in the caller's isolation (no hop off the caller's actor to wait).
+            public mutating func next(isolation actor: isolated (any Actor)?) async throws -> Datagram? {
                 do {
                     return try await socket.receive()
                 } catch is CancellationError {

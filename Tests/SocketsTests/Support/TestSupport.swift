@@ -76,3 +76,55 @@ func inodeOfDescriptor(_ descriptor: Int32) -> UInt? {
 func patternBytes(_ count: Int, seed: Int = 0) -> [UInt8] {
     (0..<count).map { UInt8(truncatingIfNeeded: ($0 + seed) % 251) }
 }
+
+/// A port on which nothing listens, on 127.0.0.1 and on ::1, reserved while this value lives: sockets bound to it
+/// that do not listen. A connect to it is refused, and, unlike a port that was merely free a moment ago, no
+/// other test's listener can be given it meanwhile (tests run in parallel: one that connected to a "refused"
+/// port reached another test's listener, which then accepted a stranger).
+final class RefusedPort: Sendable {
+    let port: Int
+    private let descriptors: [Int32]
+
+    init() throws {
+        for _ in 0..<50 {
+            let v4 = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            let bound = withUnsafeMutablePointer(to: &address) { pointer in
+                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    bind(v4, $0, length) == 0 && getsockname(v4, $0, &length) == 0
+                }
+            }
+            guard v4 >= 0, bound else {
+                throw ExternalProcess.Failure(description: "cannot bind a socket to 127.0.0.1: errno \(errno)")
+            }
+            let port = Int(UInt16(bigEndian: address.sin_port))
+            let v6 = socket(AF_INET6, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            var address6 = sockaddr_in6()
+            address6.sin6_family = sa_family_t(AF_INET6)
+            address6.sin6_addr = in6addr_loopback
+            address6.sin6_port = UInt16(port).bigEndian
+            let bound6 =
+                v6 >= 0
+                && withUnsafePointer(to: &address6) { pointer in
+                    pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        bind(v6, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) == 0
+                    }
+                }
+            if bound6 {
+                self.port = port
+                descriptors = [v4, v6]
+                return
+            }
+            close(v4)
+            if v6 >= 0 { close(v6) }
+        }
+        throw ExternalProcess.Failure(description: "no port free on both 127.0.0.1 and ::1 in 50 tries")
+    }
+
+    deinit {
+        for descriptor in descriptors { close(descriptor) }
+    }
+}
