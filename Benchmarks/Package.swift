@@ -12,6 +12,7 @@ let package = Package(
         .executable(name: "flyingsocks-echo", targets: ["FlyingSocksEcho"]),
         .executable(name: "connect-race", targets: ["ConnectRace"]),
         .executable(name: "sequence-bench", targets: ["SequenceBench"]),
+        .executable(name: "readme-echo", targets: ["ReadmeEcho"]),
     ],
     dependencies: [
         .package(name: "Sockets", path: ".."),
@@ -65,6 +66,12 @@ let package = Package(
         .executableTarget(
             name: "SequenceBench",
             dependencies: [.product(name: "Sockets", package: "Sockets")],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        // The echo server as the README teaches it: measured beside the tuned echo-server.
+        .executableTarget(
+            name: "ReadmeEcho",
+            dependencies: ["BenchSupport", .product(name: "Sockets", package: "Sockets")],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
     ]
