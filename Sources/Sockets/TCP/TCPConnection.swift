@@ -253,6 +253,13 @@ public actor TCPConnection {
 
     // MARK: Reading
 
+    /// Every read of bytes (not lines) starts here: it takes the input as it comes, so it ends the skip of the
+    /// rest of an over-long line.
+    private func checkBytesReadable() throws {
+        try checkReadable("read")
+        skippingLine = nil
+    }
+
     /// Every read of the input starts here: it settles the lease out to a `bytes` or `lines` iterator, if any,
     /// so the bytes that iterator took are gone and the rest are this read's.
     private func checkReadable(_ operation: String) throws {
@@ -280,8 +287,7 @@ public actor TCPConnection {
             throw NetworkError.invalid(
                 "read", remoteAddress.description, "maxLength must be at least 1, not \(maxLength)")
         }
-        try checkReadable("read")
-        skippingLine = nil
+        try checkBytesReadable()
         if input.isEmpty, try await !fill("read") { return nil }
         return input.take(min(maxLength, input.count))
     }
@@ -294,8 +300,7 @@ public actor TCPConnection {
         guard count >= 0 else {
             throw NetworkError.invalid("read", remoteAddress.description, "count must not be negative, not \(count)")
         }
-        try checkReadable("read")
-        skippingLine = nil
+        try checkBytesReadable()
         while input.count < count {
             if try await !fill("read") {
                 throw NetworkError(
@@ -326,8 +331,7 @@ public actor TCPConnection {
                 "read", remoteAddress.description,
                 "range \(range) is outside the buffer's 0..<\(buffer.count)")
         }
-        try checkReadable("read")
-        skippingLine = nil
+        try checkBytesReadable()
         if range.isEmpty { return 0 }
         while true {
             if !input.isEmpty {
@@ -360,8 +364,7 @@ public actor TCPConnection {
 
     /// Reads one byte; `nil` at end-of-file. Racket: `read-byte`.
     public func readByte() async throws -> UInt8? {
-        try checkReadable("read")
-        skippingLine = nil
+        try checkBytesReadable()
         if input.isEmpty, try await !fill("read") { return nil }
         return input.take(1)[0]
     }
@@ -515,8 +518,7 @@ public actor TCPConnection {
     /// Bytes if some are buffered or waiting (`.some(nil)` at end-of-file), or `nil` without waiting.
     /// The attempt of ``readEvent(upTo:)``.
     func tryRead(upTo maxLength: Int) throws -> [UInt8]?? {
-        try checkReadable("read")
-        skippingLine = nil
+        try checkBytesReadable()
         if input.isEmpty, try !fillWithoutWaiting("read") {
             return reachedEndOfFile ? .some(nil) : nil
         }
@@ -767,8 +769,7 @@ public actor TCPConnection {
 
     /// For ``Bytes``: lends up to `maxCount` bytes, waiting for at least one; `nil` at end-of-file.
     func lendBytes(upTo maxCount: Int) async throws -> ReadLease.Loan? {
-        try checkReadable("read")
-        skippingLine = nil
+        try checkBytesReadable()
         if input.isEmpty, try await !fill("read") { return nil }
         return lend(upTo: maxCount)
     }
