@@ -1,7 +1,10 @@
 #define _GNU_SOURCE
 #include "CSockets.h"
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
 
 int csockets_errno(void) { return errno; }
 
@@ -36,6 +39,29 @@ int csockets_epoll_delete(int epfd, int fd) {
 
 int csockets_epoll_wait(int epfd, struct epoll_event *events, int count, int timeout) {
     return epoll_wait(epfd, events, count, timeout);
+}
+
+int csockets_epoll_wait_nanoseconds(int epfd, struct epoll_event *events, int count, int64_t timeout) {
+    static int lacks_pwait2 = 0;
+    if (!__atomic_load_n(&lacks_pwait2, __ATOMIC_RELAXED)) {
+        struct timespec spec = {.tv_sec = timeout / 1000000000, .tv_nsec = timeout % 1000000000};
+        int result = epoll_pwait2(epfd, events, count, &spec, NULL);
+        if (result >= 0 || errno != ENOSYS) return result;
+        __atomic_store_n(&lacks_pwait2, 1, __ATOMIC_RELAXED);
+    }
+    return epoll_wait(epfd, events, count, (int)((timeout + 999999) / 1000000));
+}
+
+int csockets_eventfd_create(void) { return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); }
+
+int csockets_eventfd_signal(int fd) {
+    uint64_t one = 1;
+    return write(fd, &one, sizeof one) == sizeof one ? 0 : -1;
+}
+
+int csockets_eventfd_reset(int fd) {
+    uint64_t value;
+    return read(fd, &value, sizeof value) == sizeof value ? 0 : -1;
 }
 
 uint64_t csockets_epoll_event_data(const struct epoll_event *events, int index) {

@@ -13,12 +13,21 @@ import Synchronization
 /// waiter of every ready socket: one Dispatch event carries many sockets (measured: 6–22 on 64 busy
 /// connections), where a source per socket costs an event, a queue hop and a resume each.
 ///
-/// Sockets are spread over ``pool``, one loop per core.
+/// Sockets are spread over ``pool``: one loop per online core but one, and at least one.
 public final class EventLoop: Sendable {
-    /// The loops of this process, one per online core.
+    /// The loops of this process: one per online core but one (at least one); `SOCKETS_LOOPS=N` in the
+    /// environment sets the number.
+    ///
+    /// A busy loop keeps a Dispatch worker (see ``spell``), so one core's worker is left to the tasks that run
+    /// off the loops (the cooperative pool, handlers without an executor preference). Measured on 2 cores
+    /// with the load generator beside the server (`Benchmarks/RESULTS.md`): one loop served rr64 at 1.4 times
+    /// and stream8 at 1.35 times the rate of two, with less CPU per operation; two loops and the load generator
+    /// were three busy threads on two cores.
     public static let pool: [EventLoop] = {
-        let cores = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
-        return (0..<cores).map { EventLoop(index: $0) }
+        let cores = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+        var count = max(1, cores - 1)
+        if let text = getenv("SOCKETS_LOOPS"), let wanted = Int(String(cString: text)), wanted > 0 { count = wanted }
+        return (0..<count).map { EventLoop(index: $0) }
     }()
 
     private static let cursor = Atomic<Int>(0)
@@ -37,20 +46,27 @@ public final class EventLoop: Sendable {
     /// (Dispatch's source types are not `Sendable`; the mutex makes the stored reference so.)
     private let source: Lock<(any DispatchSourceRead)?>
 
+    /// How long a loop's handler keeps its worker waiting in `epoll_wait` after the last event, before it
+    /// hands back to the source; and how long it keeps it at most, so that the blocks queued behind it (the
+    /// sockets' timers, releases) run within that time. Measured in `Benchmarks/RESULTS.md`.
+    static let spell = Spell.fromEnvironment()
+
     private init(index: Int) {
         let queue = DispatchQueue(label: "Sockets.EventLoop.\(index)", target: .global())
         self.queue = queue
-        self.executor = LoopExecutor(queue: queue)
+        let executor = LoopExecutor(queue: queue)
+        self.executor = executor
         let descriptor = csockets_epoll_create()
         precondition(descriptor >= 0, "epoll_create1 failed: \(Errno.current)")
         self.epollDescriptor = descriptor
+        // Token 0 (no handle has it) is the executor's wake-up eventfd.
+        let added = csockets_epoll_add(
+            descriptor, executor.wakeDescriptor, CSOCKETS_EPOLLIN | CSOCKETS_EPOLLET, EventLoop.wakeToken)
+        precondition(added == 0, "epoll_ctl failed: \(Errno.current)")
         let source = DispatchSource.makeReadSource(fileDescriptor: descriptor, queue: queue)
-        let executor = self.executor
+        let spell = EventLoop.spell
         source.setEventHandler {
-            // The tasks that the batch's wakeups resume run in this same Dispatch event, after the batch.
-            executor.beginRun()
-            EventLoop.drain(descriptor)
-            executor.runJobs()
+            EventLoop.run(descriptor, executor, spell)
         }
         source.activate()
         self.source = Lock(source)
@@ -66,24 +82,70 @@ public final class EventLoop: Sendable {
         try await withTaskExecutorPreference(executor, isolation: isolation, operation: body)
     }
 
-    /// Handles every ready socket of the loop. Runs on `queue` only.
-    private static func drain(_ epollDescriptor: Int32) {
+    private static let wakeToken: UInt64 = 0
+
+    /// The source's handler: handles every ready socket, runs the tasks their wake-ups resumed (in this same
+    /// Dispatch event), and, while sockets keep becoming ready, keeps the worker: it waits in `epoll_wait`
+    /// itself, for `spell.idle` after the last event and `spell.limit` in all, with the executor's eventfd in
+    /// the set so that a job enqueued from another thread wakes it. Then it hands back to the source.
+    /// Runs on `queue` only.
+    private static func run(_ epollDescriptor: Int32, _ executor: LoopExecutor, _ spell: Spell) {
+        executor.beginRun()
+        defer { executor.endRun() }
         let capacity = 64
         withUnsafeTemporaryAllocation(of: epoll_event.self, capacity: capacity) { events in
+            let start = DispatchTime.now().uptimeNanoseconds
+            var lastEvent = start
+            var timeout: UInt64 = 0
             while true {
-                let count = csockets_epoll_wait(epollDescriptor, events.baseAddress, Int32(capacity), 0)
-                if count <= 0 { return }
-                for index in 0..<Int(count) {
+                let parked = timeout > 0 && executor.park()
+                let count = csockets_epoll_wait_nanoseconds(
+                    epollDescriptor, events.baseAddress, Int32(capacity), parked ? Int64(timeout) : 0)
+                if parked { executor.unpark() }
+                for index in 0..<Int(max(count, 0)) {
                     let token = csockets_epoll_event_data(events.baseAddress, Int32(index))
+                    if token == wakeToken {
+                        _ = csockets_eventfd_reset(executor.wakeDescriptor)
+                        continue
+                    }
                     let flags = csockets_epoll_event_flags(events.baseAddress, Int32(index))
                     guard let pointer = UnsafeRawPointer(bitPattern: UInt(token)) else { continue }
                     // Safe: a handle stays retained while it is registered, and its release after
                     // deregistration is queued behind this handler on the same serial queue.
                     Unmanaged<SocketHandle>.fromOpaque(pointer).takeUnretainedValue().signal(flags)
                 }
-                if count < capacity { return }
+                // Jobs that keep enqueuing more: yield the queue (endRun schedules the rest behind it).
+                guard executor.runPending() else { return }
+                if count == capacity {
+                    timeout = 0
+                    continue
+                }
+                let now = DispatchTime.now().uptimeNanoseconds
+                if count > 0 { lastEvent = now }
+                let end = min(lastEvent + spell.idle, start + spell.limit)
+                if now >= end { return }
+                timeout = end - now
             }
         }
+    }
+}
+
+/// How long a busy loop keeps its worker (see ``EventLoop/spell``).
+struct Spell: Sendable {
+    /// Nanoseconds without an event before the loop hands back to its source.
+    var idle: UInt64
+    /// Nanoseconds a loop keeps its worker at most in one Dispatch event.
+    var limit: UInt64
+
+    /// The default: see `Benchmarks/RESULTS.md` for the measurements. `SOCKETS_LOOP_SPELL=IDLE,LIMIT` (in
+    /// microseconds) overrides it, for measuring; `0,0` hands back after every batch, as before the spell.
+    static func fromEnvironment() -> Spell {
+        var spell = Spell(idle: 200_000, limit: 1_000_000)
+        if let text = getenv("SOCKETS_LOOP_SPELL").map({ String(cString: $0) }) {
+            let parts = text.split(separator: ",").compactMap { UInt64($0) }
+            if parts.count == 2 { spell = Spell(idle: parts[0] * 1000, limit: parts[1] * 1000) }
+        }
+        return spell
     }
 }
 #endif
