@@ -56,6 +56,9 @@ public actor TCPConnection {
     /// its ending, as this ending defines it). A read of bytes takes the bytes as they come, and ends the skip.
     private var skippingLine: LineEnding?
     private var reachedEndOfFile = false
+    /// The last receive came back short: the kernel's queue was empty, so the next waiting read waits for an
+    /// edge first rather than make a system call that would say `EAGAIN` (see ``SocketHandle/hasHungUp``).
+    private var drained = false
     private var inputClosed = false
     private var outputClosed = false
     private var output: [UInt8] = []
@@ -274,10 +277,19 @@ public actor TCPConnection {
             if reachedEndOfFile { return false }
             // Cancellation is checked only before the system call that commits: bytes it returns are kept.
             if Task.isCancelled { throw CancellationError() }
-            if try fillWithoutWaiting(operation) { return true }
-            if reachedEndOfFile { return false }
+            if !skipDrainedReceive() {
+                if try fillWithoutWaiting(operation) { return true }
+                if reachedEndOfFile { return false }
+            }
             try await waitUntil(.read, operation)
         }
+    }
+
+    /// Whether a waiting read should wait before its next receive: the last one came back short and no
+    /// hang-up has been reported since. Clears the mark.
+    private func skipDrainedReceive() -> Bool {
+        defer { drained = false }
+        return drained && !handle.hasHungUp
     }
 
     /// Reads what is available, up to `maxLength` bytes, waiting for at least one. Returns `nil` at
@@ -288,8 +300,47 @@ public actor TCPConnection {
                 "read", remoteAddress.description, "maxLength must be at least 1, not \(maxLength)")
         }
         try checkBytesReadable()
-        if input.isEmpty, try await !fill("read") { return nil }
+        while input.isEmpty {
+            if reachedEndOfFile { return nil }
+            if Task.isCancelled { throw CancellationError() }
+            if !skipDrainedReceive(), let bytes = try receiveArray(upTo: maxLength) {
+                return bytes.isEmpty ? nil : bytes
+            }
+            try await waitUntil(.read, "read")
+            try checkReadable("read")
+        }
         return input.take(min(maxLength, input.count))
+    }
+
+    /// The largest receive ``read(upTo:)`` makes at once; a larger `maxLength` returns what one receive brings.
+    private static let largestArrayReceive = 262_144
+
+    /// Receives straight into a new array, without waiting: no copy through the input buffer, and as much as
+    /// the caller asked for in one system call. An array that came back less than half full is copied to its
+    /// size, so that a short read does not hold a large allocation. Empty at end-of-file; `nil` when nothing
+    /// waits.
+    private func receiveArray(upTo maxLength: Int) throws -> [UInt8]? {
+        let room = min(maxLength, Self.largestArrayReceive)
+        var failure: Errno?
+        var bytes = [UInt8](unsafeUninitializedCapacity: room) { raw, count in
+            do throws(Errno) {
+                count = try SystemSocket.receive(handle.descriptor, into: UnsafeMutableRawBufferPointer(raw))
+            } catch {
+                failure = error
+                count = 0
+            }
+        }
+        switch failure {
+        case nil:
+            if bytes.isEmpty { reachedEndOfFile = true }
+            drained = bytes.count < room
+            if bytes.count < room / 2 { bytes = bytes.withUnsafeBufferPointer { Array($0) } }
+            return bytes
+        case .wouldBlock?:
+            return nil
+        case let errno?:
+            throw NetworkError.system(errno, "read", remoteAddress.description)
+        }
     }
 
     /// Reads exactly `count` bytes, waiting as long as it takes. Racket: `read-bytes`.
@@ -341,6 +392,11 @@ public actor TCPConnection {
             }
             if reachedEndOfFile { return nil }
             if Task.isCancelled { throw CancellationError() }
+            if skipDrainedReceive() {
+                try await waitUntil(.read, "read")
+                try checkReadable("read")
+                continue
+            }
             let received: Result<Int, Errno> = buffer.withUnsafeMutableBytes { raw in
                 Result { () throws(Errno) in
                     try SystemSocket.receive(
@@ -352,6 +408,7 @@ public actor TCPConnection {
                 reachedEndOfFile = true
                 return nil
             case .success(let count):
+                drained = count < range.count
                 return count
             case .failure(.wouldBlock):
                 try await waitUntil(.read, "read")
@@ -488,10 +545,13 @@ public actor TCPConnection {
     private func fillWithoutWaiting(_ operation: String) throws -> Bool {
         if reachedEndOfFile { return false }
         do {
+            var offered = 0
             let count = try input.append { (room) throws(Errno) in
-                try SystemSocket.receive(handle.descriptor, into: room)
+                offered = room.count
+                return try SystemSocket.receive(handle.descriptor, into: room)
             }
             if count == 0 { reachedEndOfFile = true }
+            drained = count < offered
             return count > 0
         } catch .wouldBlock {
             return false
