@@ -61,6 +61,10 @@ final class LoopExecutor: SerialExecutor, TaskExecutor {
         }
     }
 
+    /// Whether a run is scheduled or under way (the loop's handler holds its worker, or a block of jobs waits
+    /// on the queue). For tests.
+    var isRunning: Bool { pending.withLock { $0.running } }
+
     /// Marks a run as under way, so that jobs enqueued from now on wait for ``runPending()`` without a Dispatch
     /// block of their own. On `queue` only, followed by ``endRun()``.
     func beginRun() {

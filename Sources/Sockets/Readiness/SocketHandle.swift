@@ -195,11 +195,11 @@ final class SocketHandle: Sendable {
         if state.timer == nil {
             let timer = DispatchSource.makeTimerSource(queue: loop.queue)
             timer.setEventHandler { [weak self] in self?.expireWaiters() }
-            timer.schedule(deadline: deadline, leeway: .milliseconds(1))
+            timer.schedule(deadline: deadline, leeway: .microseconds(250))
             timer.activate()
             state.timer = timer
         } else {
-            state.timer?.schedule(deadline: deadline, leeway: .milliseconds(1))
+            state.timer?.schedule(deadline: deadline, leeway: .microseconds(250))
         }
     }
 
