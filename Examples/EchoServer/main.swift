@@ -2,9 +2,11 @@
 // finishes echoing and closes. It also echoes every UDP datagram, unchanged, to its sender, on the same port
 // number. The interface benchmarks and outside test kits drive:
 //
-//     echo-server [--port N] [--host H] [--no-udp] [--help]     N = 7000 by default (0: ephemeral), H = 127.0.0.1
+//     echo-server [--port N] [--host H] [--no-udp] [--unix PATH] [--help]     N = 7000 by default (0: ephemeral),
+//                                                                         H = 127.0.0.1
 //
-// prints `echo-server listening on HOST:PORT` once it accepts, and exits 0 on SIGINT or SIGTERM.
+// prints `echo-server listening on HOST:PORT` once it accepts (then `echo-server listening on unix PATH` with
+// --unix, which serves the same echo on a Unix-domain socket too), and exits 0 on SIGINT or SIGTERM.
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -17,6 +19,7 @@ struct Options {
     var port = 7000
     var host = "127.0.0.1"
     var udp = true
+    var unixPath: String?
 
     init(arguments: [String]) throws(UsageError) {
         var rest = arguments[...]
@@ -34,6 +37,11 @@ struct Options {
                 host = value
             case "--no-udp":
                 udp = false
+            case "--unix":
+                guard let value = rest.popFirst(), UnixSocketPath.path(value).isValid else {
+                    throw UsageError(message: "--unix takes a socket path of 1 to 107 bytes")
+                }
+                unixPath = value
             case "--help", "-h":
                 throw UsageError(message: nil)
             default:
@@ -86,7 +94,7 @@ func echoDatagrams(_ socket: UDPSocket) async {
     }
 }
 
-let usage = "usage: echo-server [--port N] [--host H] [--no-udp] [--help]"
+let usage = "usage: echo-server [--port N] [--host H] [--no-udp] [--unix PATH] [--help]"
 let help = """
     \(usage)
 
@@ -96,6 +104,8 @@ let help = """
       --port N    the port to listen on, for TCP and for UDP (default 7000; 0 picks an ephemeral port)
       --host H    the address to listen on (default 127.0.0.1; ::1 for IPv6, 0.0.0.0 for every IPv4 address)
       --no-udp    serve TCP only: no UDP socket is opened
+      --unix PATH serve the same echo on a Unix-domain socket at PATH too (a stale socket file there is
+                  replaced; the file is removed on exit)
       --help, -h  print this help and exit
 
     Once listening it prints "echo-server listening on HOST:PORT". SIGINT or SIGTERM closes the listener,
@@ -145,8 +155,12 @@ func open(_ options: Options) async throws -> (TCPListener, UDPSocket?) {
 
 let listener: TCPListener
 let datagramSocket: UDPSocket?
+let unixListener: UnixListener?
 do {
     (listener, datagramSocket) = try await open(options)
+    unixListener = try await options.unixPath.asyncMap {
+        try await UnixListener(path: .path($0), removeStaleSocket: true, removesPathOnClose: true)
+    }
 } catch {
     printError("echo-server: \(error)")
     exit(1)
@@ -157,6 +171,15 @@ let server = Task {
         if let datagramSocket {
             group.addTask {
                 await datagramSocket.eventLoop.withExecutorPreference { await echoDatagrams(datagramSocket) }
+            }
+        }
+        if let unixListener {
+            group.addTask {
+                do {
+                    try await serve(unixListener, gracePeriod: .milliseconds(500)) { try await echo($0) }
+                } catch {
+                    printError("echo-server: \(error)")
+                }
             }
         }
         do {
@@ -178,7 +201,10 @@ let signalSources = [SIGINT, SIGTERM].map { number in
     // @Sendable: top-level code is main-actor code, and a handler inferred as such traps when Dispatch runs it
     // on the signal queue.
     source.setEventHandler { @Sendable in
-        Task { try? await listener.close() }
+        Task {
+            try? await listener.close()
+            try? await unixListener?.close()
+        }
         // However the connections end, the process does not outlive the signal by more than a second.
         signalQueue.asyncAfter(deadline: .now() + 1) { exit(0) }
     }
@@ -188,6 +214,15 @@ let signalSources = [SIGINT, SIGTERM].map { number in
 
 let shownHost = options.host.contains(":") ? "[\(options.host)]" : options.host
 print("echo-server listening on \(shownHost):\(listener.port)")
+if let unixListener { print("echo-server listening on unix \(unixListener.path)") }
 fflush(nil)
 await server.value
 exit(0)
+
+extension Optional {
+    /// `map` with an async transform.
+    func asyncMap<T>(_ transform: (Wrapped) async throws -> T) async rethrows -> T? {
+        guard let self else { return nil }
+        return try await transform(self)
+    }
+}

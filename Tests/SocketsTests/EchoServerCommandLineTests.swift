@@ -1,4 +1,4 @@
-// echo-server's command line: its help, and what it says when its UDP port is taken.
+// echo-server's command line: its help, what it says when its UDP port is taken, and --unix PATH.
 import Sockets
 import Testing
 
@@ -10,11 +10,12 @@ struct EchoServerCommandLineTests {
         let result = try await ExternalProcess.run(path, ["--help"])
         #expect(result.status == 0)
         let text = result.stdout.joined(separator: "\n")
-        #expect(text.hasPrefix("usage: echo-server [--port N] [--host H] [--no-udp] [--help]"))
+        #expect(text.hasPrefix("usage: echo-server [--port N] [--host H] [--no-udp] [--unix PATH] [--help]"))
         let port = result.stdout.first { $0.hasPrefix("  --port N") }
         #expect(port?.contains("default 7000") == true && port?.contains("0 picks an ephemeral port") == true)
         #expect(result.stdout.first { $0.hasPrefix("  --host H") }?.contains("default 127.0.0.1") == true)
         #expect(result.stdout.first { $0.hasPrefix("  --no-udp") }?.contains("TCP only") == true)
+        #expect(result.stdout.first { $0.hasPrefix("  --unix PATH") }?.contains("Unix-domain socket") == true)
         #expect(text.contains("SIGINT or SIGTERM"))
 
         let wrong = try await ExternalProcess.run(path, ["--bogus"])
@@ -57,5 +58,41 @@ struct EchoServerCommandLineTests {
         #expect(line == "echo-server listening on 127.0.0.1:\(port)", "stderr: \(tcpOnly.stderrSoFar)")
         #expect(await tcpOnly.terminate() == 0)
         try await udp.close()
+    }
+
+    @Test("--unix PATH: the same echo on a Unix socket (a stale file there is replaced), removed on SIGTERM")
+    func unixSocket() async throws {
+        let path = try ExternalProcess.productPath("echo-server")
+        let directory = try TemporaryDirectory()
+        let file = directory.file("echo.sock")
+        // A server that stopped without removing its socket file left it there.
+        try await UnixListener(path: .path(file)).close()
+        #expect(SystemSocketProbe.isSocket(file))
+
+        let server = try ExternalProcess(path, ["--port", "0", "--no-udp", "--unix", file])
+        let tcpLine = try #require(try await server.readLine(), "stderr: \(server.stderrSoFar)")
+        #expect(tcpLine.hasPrefix("echo-server listening on 127.0.0.1:"))
+        #expect(try await server.readLine() == "echo-server listening on unix \(file)")
+
+        try await TCPTimeouts.withValue(UnixSocketTests.timeouts) {
+            let client = try await TCPConnection.connect(unixPath: .path(file))
+            let data = patternBytes(200_000)
+            async let sent: Void = {
+                try await client.write(data)
+                try await client.closeOutput()
+            }()
+            var echoed: [UInt8] = []
+            while echoed.count <= data.count, let bytes = try await client.read() { echoed += bytes }
+            try await sent
+            #expect(echoed == data, "every byte echoed, then end-of-file after our closeOutput()")
+            #expect(try await client.peerCredentials().processID == server.pid)
+            try await client.close()
+        }
+        #expect(await server.terminate() == 0)
+        #expect(!fileExists(file), "echo-server removes its socket file when it exits")
+
+        let bad = try await ExternalProcess.run(path, ["--unix", String(repeating: "x", count: 108)])
+        #expect(bad.status == 2)
+        #expect(bad.stderr.contains("--unix takes a socket path of 1 to 107 bytes"))
     }
 }

@@ -2,6 +2,9 @@
 /// Serves a listener: accepts connections and runs `handler` on each, in a task of its own, until the
 /// listener is closed or the calling task is cancelled. In the spirit of Trio's `serve_tcp`.
 ///
+/// The listener is a ``TCPListener`` or a ``UnixListener`` (any ``ConnectionListener``): the same loop serves
+/// both, with the same guarantees.
+///
 /// - Every handler runs in a custodian scope (``withCustodian(isolation:_:)``): when `serve` returns, no handler task
 ///   and no connection outlives it.
 /// - At most `maxConnections` connections are served at once; past that, clients wait in the listener's
@@ -30,7 +33,7 @@
 ///
 /// - Throws: ``NetworkError`` for an invalid argument, or an accept failure that is not transient.
 public func serve(
-    _ listener: TCPListener,
+    _ listener: some ConnectionListener,
     maxConnections: Int = 10_000,
     gracePeriod: Duration = .seconds(10),
     onError: (@Sendable (_ error: any Error, _ connection: TCPConnection) async -> Void)? = nil,

@@ -214,6 +214,21 @@ public struct Errno: Error, RawRepresentable, Hashable, Sendable, CustomStringCo
     /// The corresponding C error is `EPROTONOSUPPORT`.
     public static let protocolNotSupported = Errno(rawValue: EPROTONOSUPPORT)
 
+    /// No such file or directory.
+    ///
+    /// Nothing is at a Unix-domain socket's path (a connect), or a directory on the way to it is missing
+    /// (a listen).
+    ///
+    /// The corresponding C error is `ENOENT`.
+    public static let noSuchFileOrDirectory = Errno(rawValue: ENOENT)
+
+    /// Not a directory.
+    ///
+    /// A part of a Unix-domain socket's path that should be a directory is a file.
+    ///
+    /// The corresponding C error is `ENOTDIR`.
+    public static let notDirectory = Errno(rawValue: ENOTDIR)
+
     private static let names: [Int32: String] = [
         EPERM: "EPERM", ENOENT: "ENOENT", EINTR: "EINTR", EIO: "EIO", EBADF: "EBADF", EAGAIN: "EAGAIN",
         ENOMEM: "ENOMEM", EACCES: "EACCES", EFAULT: "EFAULT", EBUSY: "EBUSY", EEXIST: "EEXIST",
@@ -225,6 +240,7 @@ public struct Errno: Error, RawRepresentable, Hashable, Sendable, CustomStringCo
         ECONNRESET: "ECONNRESET", ENOBUFS: "ENOBUFS", EISCONN: "EISCONN", ENOTCONN: "ENOTCONN",
         ETIMEDOUT: "ETIMEDOUT", ECONNREFUSED: "ECONNREFUSED", EHOSTDOWN: "EHOSTDOWN",
         EHOSTUNREACH: "EHOSTUNREACH", EALREADY: "EALREADY", EINPROGRESS: "EINPROGRESS",
+        ENOTDIR: "ENOTDIR",
     ]
 
     /// The symbolic name, such as `ECONNREFUSED`, or `errno N` for one without a name here.

@@ -9,6 +9,11 @@ import Dispatch
 /// Make one with ``connect(host:port:localHost:localPort:timeout:strategy:)`` (Racket: `tcp-connect`) or accept one with
 /// ``TCPListener/accept()`` (Racket: `tcp-accept`).
 ///
+/// A Unix-domain stream connection is a `TCPConnection` too, with the same two halves, events and guarantees:
+/// ``connect(unixPath:timeout:)`` (Racket: `unix-socket-connect`) or ``UnixListener/accept()`` (Racket:
+/// `unix-socket-accept`). On one, ``unixPath`` names the socket, ``peerCredentials()`` tells who is at the
+/// other end, and what is IP-only (``addresses()``, ``SocketOption/noDelay``) throws a ``NetworkError``.
+///
 /// - **Input half**: ``read(upTo:)``, ``read(exactly:)``, ``read(into:range:)``, ``readLine(ending:maxLength:)``,
 ///   ``lines``, ``bytes``; end-of-file is `nil`. ``closeInput()`` closes it (Racket: `close-input-port`).
 /// - **Output half**: ``write(_:)-(ArraySlice<UInt8>)``, ``writeLine(_:ending:)``, ``flush()``, buffered by
@@ -38,6 +43,8 @@ public actor TCPConnection {
     public nonisolated let localAddress: SocketAddress
     /// The peer's address. Racket: `tcp-addresses` (last results).
     public nonisolated let remoteAddress: SocketAddress
+    /// For a Unix-domain connection, the socket's path or abstract name (see `TCPConnection+Unix.swift`).
+    nonisolated let unixSocketPath: UnixSocketPath?
 
     /// The connection runs on its event loop's queue: its system calls and its readiness events share it.
     public nonisolated var unownedExecutor: UnownedSerialExecutor {
@@ -77,8 +84,12 @@ public actor TCPConnection {
     nonisolated let custodian: Custodian?
     private var shutDownByCustodianFlag = false
 
-    init(handle: SocketHandle, local: SocketAddress, remote: SocketAddress, custodian: Custodian?) {
+    init(
+        handle: SocketHandle, local: SocketAddress, remote: SocketAddress, custodian: Custodian?,
+        unixPath: UnixSocketPath? = nil
+    ) {
         self.handle = handle
+        self.unixSocketPath = unixPath
         self.custodian = custodian
         self.localAddress = local
         self.remoteAddress = remote
@@ -143,19 +154,22 @@ public actor TCPConnection {
     }
 
     /// Registers the new connection with its custodian; closes it and throws when the custodian is shut down.
-    private nonisolated func registered(_ operation: String) throws -> TCPConnection {
+    nonisolated func registered(_ operation: String) throws -> TCPConnection {
         guard let custodian, !custodian.register(self) else { return self }
         handle.close()
-        throw NetworkError(.custodianShutDown, operation: operation, address: remoteAddress.description)
+        throw NetworkError(.custodianShutDown, operation: operation, address: shownPeer)
     }
 
     // MARK: Addresses and options
 
     /// The local and remote hosts and ports. Racket: `tcp-addresses` (with and without port numbers);
     /// CHICKEN: `tcp-addresses` and `tcp-port-numbers`.
-    /// - Throws: ``NetworkError`` (``NetworkError/Code/closed``) once both halves are closed.
+    /// - Throws: ``NetworkError`` (``NetworkError/Code/closed``) once both halves are closed;
+    ///   ``NetworkError/Code/invalidArgument`` on a Unix-domain connection, which has no hosts and ports (see
+    ///   ``unixPath``).
     public func addresses() throws -> TCPAddresses {
         try checkOpen("addresses")
+        try checkNotUnix("addresses")
         return SocketAddresses(local: localAddress, remote: remoteAddress)
     }
 
@@ -165,7 +179,7 @@ public actor TCPConnection {
         do {
             try SystemSocket.setOption(handle.descriptor, option.level, option.name, option.encode(value))
         } catch {
-            throw NetworkError.system(error, "set \(option.label)", remoteAddress.description)
+            throw NetworkError.system(error, "set \(option.label)", shownPeer)
         }
     }
 
@@ -175,7 +189,7 @@ public actor TCPConnection {
         do {
             return option.decode(try SystemSocket.getOption(handle.descriptor, option.level, option.name))
         } catch {
-            throw NetworkError.system(error, "get \(option.label)", remoteAddress.description)
+            throw NetworkError.system(error, "get \(option.label)", shownPeer)
         }
     }
 
@@ -183,7 +197,7 @@ public actor TCPConnection {
     public func setBufferMode(_ mode: BufferMode) async throws {
         if case .block(let size) = mode, size < 1 {
             throw NetworkError.invalid(
-                "set buffer mode", remoteAddress.description,
+                "set buffer mode", shownPeer,
                 "a block buffer needs at least 1 byte, not \(size)")
         }
         bufferMode = mode
@@ -196,7 +210,7 @@ public actor TCPConnection {
         writeTimeout = write
     }
 
-    private func checkOpen(_ operation: String) throws {
+    func checkOpen(_ operation: String) throws {
         if handle.isClosed { throw closedError(operation, .read) }
     }
 
@@ -223,7 +237,7 @@ public actor TCPConnection {
             throw closedError(operation, interest, transferred: transferred)
         case .timedOut:
             throw NetworkError(
-                .timedOut, operation: operation, address: remoteAddress.description,
+                .timedOut, operation: operation, address: shownPeer,
                 detail: "nothing \(interest == .read ? "arrived" : "could be sent") within "
                     + (timeout?.shortDescription ?? "the timeout"),
                 bytesTransferred: transferred > 0 ? transferred : nil)
@@ -235,13 +249,13 @@ public actor TCPConnection {
     private func cancellation(_ operation: String, transferred: Int) -> any Error {
         guard transferred > 0 else { return CancellationError() }
         return NetworkError(
-            .cancelled, operation: operation, address: remoteAddress.description,
+            .cancelled, operation: operation, address: shownPeer,
             bytesTransferred: transferred)
     }
 
     private func closedError(_ operation: String, _ interest: Interest, transferred: Int = 0) -> NetworkError {
         if shutDownByCustodianFlag {
-            return NetworkError(.custodianShutDown, operation: operation, address: remoteAddress.description)
+            return NetworkError(.custodianShutDown, operation: operation, address: shownPeer)
         }
         let what: String
         if handle.isClosed {
@@ -249,7 +263,7 @@ public actor TCPConnection {
         } else {
             what = interest == .read ? "the input is closed" : "the output is closed"
         }
-        var error = NetworkError.closed(operation, remoteAddress.description, what)
+        var error = NetworkError.closed(operation, shownPeer, what)
         if transferred > 0 { error.bytesTransferred = transferred }
         return error
     }
@@ -297,7 +311,7 @@ public actor TCPConnection {
     public func read(upTo maxLength: Int = 65536) async throws -> [UInt8]? {
         guard maxLength > 0 else {
             throw NetworkError.invalid(
-                "read", remoteAddress.description, "maxLength must be at least 1, not \(maxLength)")
+                "read", shownPeer, "maxLength must be at least 1, not \(maxLength)")
         }
         try checkBytesReadable()
         while input.isEmpty {
@@ -349,13 +363,13 @@ public actor TCPConnection {
     ///   received stay buffered for the next read, as they do when the task is cancelled.
     public func read(exactly count: Int) async throws -> [UInt8] {
         guard count >= 0 else {
-            throw NetworkError.invalid("read", remoteAddress.description, "count must not be negative, not \(count)")
+            throw NetworkError.invalid("read", shownPeer, "count must not be negative, not \(count)")
         }
         try checkBytesReadable()
         while input.count < count {
             if try await !fill("read") {
                 throw NetworkError(
-                    .endOfFile, operation: "read", address: remoteAddress.description,
+                    .endOfFile, operation: "read", address: shownPeer,
                     detail: "\(input.count) of \(count) bytes arrived; they stay buffered")
             }
         }
@@ -379,7 +393,7 @@ public actor TCPConnection {
         let range = range ?? 0..<buffer.count
         guard range.lowerBound >= 0, range.upperBound <= buffer.count else {
             throw NetworkError.invalid(
-                "read", remoteAddress.description,
+                "read", shownPeer,
                 "range \(range) is outside the buffer's 0..<\(buffer.count)")
         }
         try checkBytesReadable()
@@ -414,7 +428,7 @@ public actor TCPConnection {
                 try await waitUntil(.read, "read")
                 try checkReadable("read")
             case .failure(let errno):
-                throw NetworkError.system(errno, "read", remoteAddress.description)
+                throw NetworkError.system(errno, "read", shownPeer)
             }
         }
     }
@@ -477,7 +491,7 @@ public actor TCPConnection {
     private func checkLineLimit(_ maxLength: Int) throws {
         guard maxLength >= 0 else {
             throw NetworkError.invalid(
-                "read", remoteAddress.description,
+                "read", shownPeer,
                 "maxLength must not be negative, not \(maxLength)")
         }
     }
@@ -536,7 +550,7 @@ public actor TCPConnection {
 
     private func lineTooLong(_ maxLength: Int) -> NetworkError {
         NetworkError(
-            .lineTooLong, operation: "read", address: remoteAddress.description,
+            .lineTooLong, operation: "read", address: shownPeer,
             detail: "a line is longer than the limit of \(maxLength) bytes (maxLength); it is discarded "
                 + "through its ending")
     }
@@ -556,7 +570,7 @@ public actor TCPConnection {
         } catch .wouldBlock {
             return false
         } catch {
-            throw NetworkError.system(error, operation, remoteAddress.description)
+            throw NetworkError.system(error, operation, shownPeer)
         }
     }
 
@@ -685,7 +699,7 @@ public actor TCPConnection {
             case .success(let count): sent += count
             case .failure(.wouldBlock): try await waitUntil(.write, "flush", transferred: sent)
             case .failure(let errno):
-                throw NetworkError.system(errno, "flush", remoteAddress.description, bytes: sent > 0 ? sent : nil)
+                throw NetworkError.system(errno, "flush", shownPeer, bytes: sent > 0 ? sent : nil)
             }
         }
     }
@@ -712,7 +726,7 @@ public actor TCPConnection {
             case .success(let count): sent += count
             case .failure(.wouldBlock): try await waitUntil(.write, operation, transferred: sent)
             case .failure(let errno):
-                throw NetworkError.system(errno, operation, remoteAddress.description, bytes: sent > 0 ? sent : nil)
+                throw NetworkError.system(errno, operation, shownPeer, bytes: sent > 0 ? sent : nil)
             }
         }
     }

@@ -180,9 +180,9 @@ public actor TCPListener {
         handle.close()
     }
 
-    private var shownAddress: String { localAddresses[0].description }
+    nonisolated var shownAddress: String { localAddresses[0].description }
 
-    private func checkOpen(_ operation: String) throws {
+    func checkOpen(_ operation: String) throws {
         if shutDownByCustodianFlag {
             throw NetworkError(.custodianShutDown, operation: operation, address: shownAddress)
         }
@@ -200,22 +200,7 @@ public actor TCPListener {
     ///   when the accept timeout passes, or when the system fails (`EMFILE` when out of descriptors);
     ///   `CancellationError` when the task is cancelled, having accepted nothing.
     public func accept() async throws -> TCPConnection {
-        let timeout = TCPTimeouts.current.accept
-        let deadline = timeout?.deadlineFromNow
-        while true {
-            try checkOpen("accept")
-            if Task.isCancelled { throw CancellationError() }
-            if let connection = try acceptWaiting(custodian: Custodian.current) { return connection }
-            switch await handle.wait(for: .read, deadline: deadline) {
-            case .ready: continue
-            case .closed: try checkOpen("accept")
-            case .cancelled: throw CancellationError()
-            case .timedOut:
-                throw NetworkError(
-                    .timedOut, operation: "accept", address: shownAddress,
-                    detail: "no client within \(timeout?.shortDescription ?? "the timeout")")
-            }
-        }
+        try await acceptLoop()
     }
 
     /// Accepts a client if one is waiting; returns `nil` at once otherwise. MIT Scheme:
@@ -244,19 +229,12 @@ public actor TCPListener {
         let descriptors = handle.descriptors
         for offset in 0..<descriptors.count {
             let index = (nextSocket + offset) % descriptors.count
-            while true {
-                do {
-                    let (client, peer) = try SystemSocket.accept(descriptors[index])
-                    nextSocket = index + 1
-                    return try TCPConnection.adopt(
-                        descriptor: client, peer: peer, operation: "accept",
-                        custodian: custodian)
-                } catch let errno as Errno {
-                    if errno == .wouldBlock { break }
-                    // The client gave up between SYN and accept: nothing to hand out, try the next.
-                    if errno == .connectionAbort { continue }
-                    throw NetworkError.system(errno, "accept", shownAddress)
-                }
+            let accepted = try acceptOne(on: descriptors[index]) { client, peer in
+                try TCPConnection.adopt(descriptor: client, peer: peer, operation: "accept", custodian: custodian)
+            }
+            if let accepted {
+                nextSocket = index + 1
+                return accepted
             }
         }
         return nil
@@ -312,46 +290,20 @@ public actor TCPListener {
 
         /// Accepts the next connection.
         public struct Iterator: AsyncIteratorProtocol {
-            let listener: TCPListener
-            /// The last accept used up the headroom (or failed for lack of descriptors): look before accepting.
-            private var nearLimit = false
+            private var base: AcceptIterator<TCPListener>
 
             init(listener: TCPListener) {
-                self.listener = listener
+                base = AcceptIterator(listener: listener)
             }
 
             /// The next connection; `nil` once the listener is closed or the task is cancelled.
             public mutating func next() async throws -> TCPConnection? {
-                try await next(isolation: nil)
+                try await base.next(isolation: nil)
             }
 
             /// The next connection, waiting in the caller's isolation (no hop off the caller's actor to wait).
             public mutating func next(isolation actor: isolated (any Actor)?) async throws -> TCPConnection? {
-                var backoff = Duration.milliseconds(10)
-                while true {
-                    do {
-                        if nearLimit, !DescriptorLimit.hasHeadroom {
-                            throw NetworkError.system(.tooManyOpenFiles, "accept")
-                        }
-                        let connection = try await listener.accept()
-                        nearLimit = DescriptorLimit.isInReserve(connection.fileDescriptor)
-                        return connection
-                    } catch is CancellationError {
-                        return nil
-                    } catch let error as NetworkError {
-                        if error.code == .closed { return nil }
-                        // A task's accept timeout means no client came in time: a server keeps waiting.
-                        if error.code == .timedOut { continue }
-                        guard let errno = error.errno, TCPListener.isExhaustion(errno) else { throw error }
-                        nearLimit = true
-                        do {
-                            try await Task.sleep(for: backoff)
-                        } catch {
-                            return nil
-                        }
-                        backoff = Swift.min(backoff * 2, .milliseconds(320))
-                    }
-                }
+                try await base.next(isolation: actor)
             }
         }
     }
@@ -363,7 +315,7 @@ public actor TCPListener {
     }
 }
 
-extension TCPListener: CustodianManaged {
+extension TCPListener: StreamListener {
     func shutDownByCustodian() async {
         shutDownByCustodianFlag = true
         closed = true
