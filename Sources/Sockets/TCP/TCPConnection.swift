@@ -353,7 +353,7 @@ public actor TCPConnection {
         case .wouldBlock?:
             return nil
         case let errno?:
-            throw NetworkError.system(errno, "read", remoteAddress.description)
+            throw NetworkError.system(errno, "read", shownPeer)
         }
     }
 
