@@ -13,6 +13,7 @@ let package = Package(
         .executable(name: "connect-race", targets: ["ConnectRace"]),
         .executable(name: "sequence-bench", targets: ["SequenceBench"]),
         .executable(name: "readme-echo", targets: ["ReadmeEcho"]),
+        .executable(name: "idle-breakdown", targets: ["IdleBreakdown"]),
     ],
     dependencies: [
         .package(name: "Sockets", path: ".."),
@@ -72,6 +73,12 @@ let package = Package(
         .executableTarget(
             name: "ReadmeEcho",
             dependencies: ["BenchSupport", .product(name: "Sockets", package: "Sockets")],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        // What an idle connection costs, part by part (Benchmarks/RESULTS.md, "Idle memory").
+        .executableTarget(
+            name: "IdleBreakdown",
+            dependencies: [.product(name: "Sockets", package: "Sockets")],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
     ]

@@ -65,16 +65,13 @@ struct UsageError: Error {
 /// this connection only (`serve` closes it).
 ///
 /// `isolated`: the whole loop runs on the connection's actor (its event loop's queue), so each read and write
-/// is a plain call, with no executor hop between them. The buffer starts at 2 KiB and grows (to 64 KiB) only
-/// while reads fill it, so an idle connection holds little memory.
+/// is a plain call, with no executor hop between them. `read(upTo:)` receives straight into the array it
+/// returns, so an idle connection holds no buffer of its own (a buffer kept for `read(into:)` cost 2 KiB a
+/// connection and measured no faster).
 func echo(_ connection: isolated TCPConnection) async throws {
     try await connection.setBufferMode(.none)
-    var buffer = [UInt8](repeating: 0, count: 2048)
-    while let count = try await connection.read(into: &buffer) {
-        try await connection.write(buffer[..<count])
-        if count == buffer.count, buffer.count < 65536 {
-            buffer = [UInt8](repeating: 0, count: buffer.count * 4)
-        }
+    while let bytes = try await connection.read(upTo: 65536) {
+        try await connection.write(bytes)
     }
     try await connection.closeOutput()
 }

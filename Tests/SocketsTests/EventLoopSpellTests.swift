@@ -6,8 +6,8 @@ import Foundation
 import Synchronization
 import Testing
 
-/// A busy loop keeps its Dispatch worker (it waits in `epoll_wait` itself for a spell after its last event);
-/// everything else on the loop keeps working meanwhile: jobs enqueued from other threads run at once (they
+/// A busy loop may keep its Dispatch worker (it waits in `epoll_wait` itself for a spell after its last event;
+/// off by default, `SOCKETS_LOOP_SPELL` turns it on); everything else on the loop keeps working meanwhile: jobs enqueued from other threads run at once (they
 /// wake it through its eventfd), deadlines fire on time, and an idle loop goes back to its source.
 @Suite("A busy loop keeps its worker")
 struct EventLoopSpellTests {
@@ -19,10 +19,11 @@ struct EventLoopSpellTests {
     /// waking it.
     static let stranded: Duration = .seconds(1)
     /// Deadlines are held to 2 ms only when this test runs alone (`.ci/run` runs it so, with
-    /// `SOCKETS_TIMING_TESTS=1`): beside the whole suite on two cores, the CPU itself comes late. Beside it, the
-    /// bound is 100 ms, which still catches a loop that keeps its worker too long.
+    /// `SOCKETS_TIMING_TESTS=1`, with the spell off and on): beside the whole suite on two cores the loop's
+    /// queue waits behind every other test's work (medians of 100 ms seen). Beside it, the bound is 1 s, which
+    /// still catches a loop that keeps its worker for seconds.
     static let timingBound: Duration =
-        environment["SOCKETS_TIMING_TESTS"] == "1" ? .milliseconds(2) : .milliseconds(100)
+        environment["SOCKETS_TIMING_TESTS"] == "1" ? .milliseconds(2) : .seconds(1)
 
     @Test(
         "1,000,000 resumes from other threads of a task on a parked loop: every one runs at once, none stranded",
@@ -35,7 +36,7 @@ struct EventLoopSpellTests {
             environment: [
                 "SOCKETS_LOOP_STRESS": "1", "SOCKETS_LOOPS": "1", "SOCKETS_LOOP_SPELL": "5000000,5000000",
             ],
-            timeout: .seconds(400))
+            timeout: .seconds(240))
         for line in result.stdout where line.hasPrefix("loop-stress:") { print(line) }
         #expect(result.status == 0, "the child failed: \(result.stdout.suffix(30)) \(result.stderr.suffix(3000))")
         #expect(result.stdout.contains { $0.hasPrefix("loop-stress: done") })
@@ -121,6 +122,7 @@ struct EventLoopSpellTests {
     }
 
     @Test("read, write and accept timeouts and Event.timeout fire within 2 ms of their deadline on a busy loop")
+    // `.ci/run` runs this alone twice: as configured by default, and with the spell on (SOCKETS_LOOP_SPELL).
     func deadlinesOnBusyLoop() async throws {
         try await withinTimeLimit(60) {
             // Traffic that keeps the loops in their spells: round trips on one connection of each loop.
@@ -199,7 +201,7 @@ struct EventLoopSpellTests {
             _ = try await pair.server.read(exactly: 64)
         }
         await pair.close()
-        // The spell ends 200 µs after the last event (1 ms at most); give it up to 2 s on a loaded machine.
+        // A spell (when on) ends 200 µs after the last event (1 ms at most); give it up to 2 s on a loaded machine.
         let start = ContinuousClock.now
         while EventLoop.pool.contains(where: { $0.executor.isRunning }), ContinuousClock.now - start < .seconds(2) {
             try await Task.sleep(for: .milliseconds(1))

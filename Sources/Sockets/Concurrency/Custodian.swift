@@ -50,7 +50,7 @@ public final class Custodian: Sendable {
     }
 
     enum Job: Sendable {
-        case run(@Sendable () async -> Void)
+        case run(@Sendable () async -> Void, (any TaskExecutor)?)
         case cancelAll
     }
 
@@ -106,9 +106,16 @@ public final class Custodian: Sendable {
     /// scope has ended.
     @discardableResult
     public func spawn(_ operation: @escaping @Sendable () async -> Void) -> Bool {
+        spawn(preferring: nil, operation)
+    }
+
+    /// ``spawn(_:)`` with a task executor preference set as the task is made (`serve` runs each handler so,
+    /// on its connection's loop): no wrapping `withTaskExecutorPreference` frame in every idle handler task.
+    @discardableResult
+    func spawn(preferring executor: (any TaskExecutor)?, _ operation: @escaping @Sendable () async -> Void) -> Bool {
         state.withLock { state in
             guard !state.shutDown, let jobs = state.jobs else { return false }
-            return jobs.push(.run(operation))
+            return jobs.push(.run(operation, executor))
         }
     }
 
@@ -180,7 +187,8 @@ public func withCustodian<T>(
                         // cancelled scope must still run (cancelled) rather than vanish.
                         while let job = await jobs.next() {
                             switch job {
-                            case .run(let operation): spawned.addTask { await operation() }
+                            case .run(let operation, let executor):
+                                spawned.addTask(executorPreference: executor) { await operation() }
                             case .cancelAll: spawned.cancelAll()
                             }
                         }

@@ -55,17 +55,16 @@ public func serve(
                 slots.release()
                 break
             }
-            let started = custodian.spawn {
-                await connection.eventLoop.withExecutorPreference {
-                    do {
-                        try await handler(connection)
-                    } catch is CancellationError {
-                    } catch {
-                        // The handler's failure ends its own connection only.
-                        if !Task.isCancelled { await onError?(error, connection) }
-                    }
-                    try? await connection.close()
+            // The handler's task prefers its connection's loop from the start (no wrapping frame in every idle handler).
+            let started = custodian.spawn(preferring: connection.eventLoop.executor) {
+                do {
+                    try await handler(connection)
+                } catch is CancellationError {
+                } catch {
+                    // The handler's failure ends its own connection only.
+                    if !Task.isCancelled { await onError?(error, connection) }
                 }
+                try? await connection.close()
                 slots.release()
             }
             if !started {

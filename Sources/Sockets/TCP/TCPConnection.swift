@@ -228,7 +228,11 @@ public actor TCPConnection {
     /// request written without `flush()` must not leave both sides waiting for each other (see
     /// ``BufferMode``).
     private func waitUntil(_ interest: Interest, _ operation: String, transferred: Int = 0) async throws {
-        if interest == .read, !output.isEmpty, !outputClosed, !writerBusy { sendBufferedWithoutWaiting() }
+        if interest == .read {
+            if !output.isEmpty, !outputClosed, !writerBusy { sendBufferedWithoutWaiting() }
+            input.releaseIfEmpty()
+            if output.isEmpty, output.capacity > 0 { output = [] }
+        }
         let timeout = interest == .read ? readTimeout : writeTimeout
         switch await handle.wait(for: interest, deadline: timeout?.deadlineFromNow) {
         case .ready:
@@ -333,6 +337,7 @@ public actor TCPConnection {
     /// the caller asked for in one system call. An array that came back less than half full is copied to its
     /// size, so that a short read does not hold a large allocation. Empty at end-of-file; `nil` when nothing
     /// waits.
+    @inline(never)  // keeps its temporaries out of read(upTo:)'s async frame, which an idle connection holds
     private func receiveArray(upTo maxLength: Int) throws -> [UInt8]? {
         let room = min(maxLength, Self.largestArrayReceive)
         var failure: Errno?
