@@ -36,7 +36,9 @@ enum Interest: Sendable {
 ///   takes this lock: resuming under it deadlocks the loop (the wake-up/cancellation stress test proves it);
 /// - ``close()`` wakes every waiter (they throw "closed" promptly), removes the descriptors from the epoll
 ///   set *before* closing them, so a number the kernel hands out again is never watched by mistake, and
-///   releases the epoll set's reference on the loop's queue, behind any event batch that may still name it.
+///   releases the epoll set's reference on the loop's queue, behind any event batch that may still name it;
+/// - a system call made off the socket's actor runs inside ``withOpenDescriptor(_:)``, and ``close()`` defers
+///   `close(2)` until the last such call is done, so no such call ever reaches a number closed and reused.
 final class SocketHandle: Sendable {
     let loop: EventLoop
     /// The descriptors; valid until ``close()``.
@@ -128,6 +130,9 @@ final class SocketHandle: Sendable {
     private let waiterIDs = Atomic<UInt64>(0)
 
     private let hungUp = Atomic<Bool>(false)
+
+    /// Whether ``close()`` has begun, and how many callers are inside ``withOpenDescriptor(_:)``: see there.
+    fileprivate let uses = Atomic<Int>(0)
 
     /// Whether an event has reported the peer's end-of-file, a hang-up or an error. Until one has, a stream
     /// receive that returned fewer bytes than it had room for emptied the kernel's queue, and the next read can
@@ -243,14 +248,54 @@ final class SocketHandle: Sendable {
         woken.resume(returning: .closed)
         for descriptor in descriptors {
             _ = csockets_epoll_delete(loop.epollDescriptor, descriptor)
-            SystemSocket.close(descriptor)
         }
+        // The descriptors close now, or when the last caller inside `withOpenDescriptor` leaves.
+        let before = uses.bitwiseOr(Self.closing, ordering: .acquiringAndReleasing).oldValue
+        if before >> Self.userShift == 0 { closeDescriptorsOnce() }
         let count = descriptors.count
         let pointer = Unmanaged.passUnretained(self)
         loop.queue.async {
             for _ in 0..<count { pointer.release() }
         }
         return true
+    }
+}
+
+extension SocketHandle {
+    /// `uses`: bit 0 set once ``close()`` has begun, bit 1 once the descriptors are closed, and above them the
+    /// number of callers inside ``withOpenDescriptor(_:)``.
+    fileprivate static let closing = 1
+    fileprivate static let descriptorsClosed = 2
+    fileprivate static let userShift = 2
+    fileprivate static let user = 1 << userShift
+
+    /// Runs `body` with the first descriptor, kept open until `body` returns: a ``close()`` meanwhile wakes the
+    /// waiters and leaves the epoll set at once, but defers `close(2)` until the last such caller leaves, so
+    /// the number is never handed out again while `body` may still use it. Returns `nil` (without running
+    /// `body`) once ``close()`` has begun. For system calls made off the socket's actor; `body` must not
+    /// wait (it runs one non-blocking call or a few).
+    func withOpenDescriptor<Result, Failure: Error>(
+        _ body: (Int32) throws(Failure) -> Result
+    ) throws(Failure) -> Result? {
+        let before = uses.add(Self.user, ordering: .acquiringAndReleasing).oldValue
+        defer { leave() }
+        guard before & Self.closing == 0 else { return nil }
+        return try body(descriptor)
+    }
+
+    private func leave() {
+        let after = uses.subtract(Self.user, ordering: .acquiringAndReleasing).newValue
+        if after == Self.closing { closeDescriptorsOnce() }
+    }
+
+    /// Closes the descriptors, once: whoever sees `closing` with no user left first (``close()`` or the
+    /// last caller to leave ``withOpenDescriptor(_:)``) does it.
+    fileprivate func closeDescriptorsOnce() {
+        let (exchanged, _) = uses.compareExchange(
+            expected: Self.closing, desired: Self.closing | Self.descriptorsClosed,
+            ordering: .acquiringAndReleasing)
+        guard exchanged else { return }
+        descriptors.forEach(SystemSocket.close)
     }
 }
 
