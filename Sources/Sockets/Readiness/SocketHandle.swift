@@ -61,16 +61,31 @@ final class SocketHandle: Sendable {
         /// Fires at the earliest deadline of a waiter; made on first use.
         var timer: (any DispatchSourceTimer)?
         var timerDeadline: DispatchTime?
+        /// With ``armedOnDemand``: the directions the epoll registration was last armed for, until an event
+        /// (which disarms it: `EPOLLONESHOT`) is handled.
+        var armedForRead = false
+        var armedForWrite = false
     }
+
+    /// The registration watches a direction only while a task waits for it (`EPOLLONESHOT`, armed by each wait
+    /// with `EPOLL_CTL_MOD`, which also reports a readiness that is already there). For a socket whose system
+    /// calls run off its loop (``UDPSocket``): a registration that always watches both directions wakes the
+    /// loop's thread for every datagram that arrives and every one sent (a UDP socket's `sk_write_space` fires
+    /// as each sent datagram is freed), though nobody waits.
+    let armedOnDemand: Bool
 
     private let state = Lock(State())
 
     /// Registers `descriptors` with `loop` (edge-triggered, read and write).
     /// - Throws: the errno of `epoll_ctl`; the descriptors are then closed.
-    init(descriptors: [Int32], loop: EventLoop = .next()) throws(Errno) {
+    init(descriptors: [Int32], loop: EventLoop = .next(), armedOnDemand: Bool = false) throws(Errno) {
         self.loop = loop
         self.descriptors = descriptors
-        let events = CSOCKETS_EPOLLIN | CSOCKETS_EPOLLOUT | CSOCKETS_EPOLLRDHUP | CSOCKETS_EPOLLET
+        self.armedOnDemand = armedOnDemand
+        let events =
+            armedOnDemand
+            ? Self.oneShot
+            : CSOCKETS_EPOLLIN | CSOCKETS_EPOLLOUT | CSOCKETS_EPOLLRDHUP | CSOCKETS_EPOLLET
         for (index, descriptor) in descriptors.enumerated() {
             let token = UInt64(UInt(bitPattern: Unmanaged.passRetained(self).toOpaque()))
             if csockets_epoll_add(loop.epollDescriptor, descriptor, events, token) != 0 {
@@ -92,8 +107,8 @@ final class SocketHandle: Sendable {
         }
     }
 
-    convenience init(descriptor: Int32, loop: EventLoop = .next()) throws(Errno) {
-        try self.init(descriptors: [descriptor], loop: loop)
+    convenience init(descriptor: Int32, loop: EventLoop = .next(), armedOnDemand: Bool = false) throws(Errno) {
+        try self.init(descriptors: [descriptor], loop: loop, armedOnDemand: armedOnDemand)
     }
 
     /// The first (often the only) descriptor.
@@ -122,6 +137,12 @@ final class SocketHandle: Sendable {
             // A woken waiter retries its system call; one that then finds nothing waits for the next edge.
             if readable, !wokeReader { state.readable = true }
             if writable, !wokeWriter { state.writable = true }
+            if armedOnDemand {
+                // The event disarmed the registration: arm it again for the waiters left (the other direction).
+                state.armedForRead = false
+                state.armedForWrite = false
+                arm(&state)
+            }
             return woken
         }
         woken.resume(returning: .ready)
@@ -164,6 +185,7 @@ final class SocketHandle: Sendable {
                             id: id, interest: interest, deadline: deadline,
                             continuation: continuation))
                     if let deadline { armTimer(&state, for: deadline) }
+                    if armedOnDemand { arm(&state) }
                     return nil
                 }
                 if let immediate { continuation.resume(returning: immediate) }
@@ -191,6 +213,30 @@ final class SocketHandle: Sendable {
             return woken
         }
         woken.resume(returning: .closed)
+    }
+
+    private static let oneShot = CSOCKETS_EPOLLET | UInt32(EPOLLONESHOT.rawValue)
+
+    /// With ``armedOnDemand``: arms the registration for the directions the waiters want, unless it is armed
+    /// for them already. Called with the lock held, while not closed (so the descriptors are registered and
+    /// open). `EPOLL_CTL_MOD` polls the socket, so a readiness that came before it is reported at once.
+    private func arm(_ state: inout State) {
+        guard !state.closed else { return }
+        var read = false
+        var write = false
+        for waiter in state.waiters {
+            if waiter.interest == .read { read = true } else { write = true }
+        }
+        guard (read && !state.armedForRead) || (write && !state.armedForWrite) else { return }
+        state.armedForRead = state.armedForRead || read
+        state.armedForWrite = state.armedForWrite || write
+        var events = Self.oneShot
+        if state.armedForRead { events |= CSOCKETS_EPOLLIN | CSOCKETS_EPOLLRDHUP }
+        if state.armedForWrite { events |= CSOCKETS_EPOLLOUT }
+        let token = UInt64(UInt(bitPattern: Unmanaged.passUnretained(self).toOpaque()))
+        for descriptor in descriptors {
+            _ = csockets_epoll_modify(loop.epollDescriptor, descriptor, events, token)
+        }
     }
 
     /// Arms (or re-arms) the timer for the earliest deadline. Called with the lock held.

@@ -93,7 +93,7 @@ public actor UDPSocket {
         do {
             descriptor = try SystemSocket.open(family: family, kind: .datagram)
             try? SystemSocket.setOption(descriptor, SOL_SOCKET, SO_BROADCAST, 1)
-            handle = try SocketHandle(descriptor: descriptor)
+            handle = try SocketHandle(descriptor: descriptor, armedOnDemand: true)
         } catch {
             throw NetworkError.system(error, "open")
         }
