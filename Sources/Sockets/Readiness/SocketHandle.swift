@@ -36,7 +36,9 @@ enum Interest: Sendable {
 ///   takes this lock: resuming under it deadlocks the loop (the wake-up/cancellation stress test proves it);
 /// - ``close()`` wakes every waiter (they throw "closed" promptly), removes the descriptors from the epoll
 ///   set *before* closing them, so a number the kernel hands out again is never watched by mistake, and
-///   releases the epoll set's reference on the loop's queue, behind any event batch that may still name it.
+///   releases the epoll set's reference on the loop's queue, behind any event batch that may still name it;
+/// - a system call made off the socket's actor runs inside ``withOpenDescriptor(_:)``, and ``close()`` defers
+///   `close(2)` until the last such call is done, so no such call ever reaches a number closed and reused.
 final class SocketHandle: Sendable {
     let loop: EventLoop
     /// The descriptors; valid until ``close()``.
@@ -59,16 +61,31 @@ final class SocketHandle: Sendable {
         /// Fires at the earliest deadline of a waiter; made on first use.
         var timer: (any DispatchSourceTimer)?
         var timerDeadline: DispatchTime?
+        /// With ``armedOnDemand``: the directions the epoll registration was last armed for, until an event
+        /// (which disarms it: `EPOLLONESHOT`) is handled.
+        var armedForRead = false
+        var armedForWrite = false
     }
+
+    /// The registration watches a direction only while a task waits for it (`EPOLLONESHOT`, armed by each wait
+    /// with `EPOLL_CTL_MOD`, which also reports a readiness that is already there). For a socket whose system
+    /// calls run off its loop (``UDPSocket``): a registration that always watches both directions wakes the
+    /// loop's thread for every datagram that arrives and every one sent (a UDP socket's `sk_write_space` fires
+    /// as each sent datagram is freed), though nobody waits.
+    let armedOnDemand: Bool
 
     private let state = Lock(State())
 
     /// Registers `descriptors` with `loop` (edge-triggered, read and write).
     /// - Throws: the errno of `epoll_ctl`; the descriptors are then closed.
-    init(descriptors: [Int32], loop: EventLoop = .next()) throws(Errno) {
+    init(descriptors: [Int32], loop: EventLoop = .next(), armedOnDemand: Bool = false) throws(Errno) {
         self.loop = loop
         self.descriptors = descriptors
-        let events = CSOCKETS_EPOLLIN | CSOCKETS_EPOLLOUT | CSOCKETS_EPOLLRDHUP | CSOCKETS_EPOLLET
+        self.armedOnDemand = armedOnDemand
+        let events =
+            armedOnDemand
+            ? Self.oneShot
+            : CSOCKETS_EPOLLIN | CSOCKETS_EPOLLOUT | CSOCKETS_EPOLLRDHUP | CSOCKETS_EPOLLET
         for (index, descriptor) in descriptors.enumerated() {
             let token = UInt64(UInt(bitPattern: Unmanaged.passRetained(self).toOpaque()))
             if csockets_epoll_add(loop.epollDescriptor, descriptor, events, token) != 0 {
@@ -90,8 +107,8 @@ final class SocketHandle: Sendable {
         }
     }
 
-    convenience init(descriptor: Int32, loop: EventLoop = .next()) throws(Errno) {
-        try self.init(descriptors: [descriptor], loop: loop)
+    convenience init(descriptor: Int32, loop: EventLoop = .next(), armedOnDemand: Bool = false) throws(Errno) {
+        try self.init(descriptors: [descriptor], loop: loop, armedOnDemand: armedOnDemand)
     }
 
     /// The first (often the only) descriptor.
@@ -120,6 +137,12 @@ final class SocketHandle: Sendable {
             // A woken waiter retries its system call; one that then finds nothing waits for the next edge.
             if readable, !wokeReader { state.readable = true }
             if writable, !wokeWriter { state.writable = true }
+            if armedOnDemand {
+                // The event disarmed the registration: arm it again for the waiters left (the other direction).
+                state.armedForRead = false
+                state.armedForWrite = false
+                arm(&state)
+            }
             return woken
         }
         woken.resume(returning: .ready)
@@ -128,6 +151,9 @@ final class SocketHandle: Sendable {
     private let waiterIDs = Atomic<UInt64>(0)
 
     private let hungUp = Atomic<Bool>(false)
+
+    /// Whether ``close()`` has begun, and how many callers are inside ``withOpenDescriptor(_:)``: see there.
+    fileprivate let uses = Atomic<Int>(0)
 
     /// Whether an event has reported the peer's end-of-file, a hang-up or an error. Until one has, a stream
     /// receive that returned fewer bytes than it had room for emptied the kernel's queue, and the next read can
@@ -159,6 +185,7 @@ final class SocketHandle: Sendable {
                             id: id, interest: interest, deadline: deadline,
                             continuation: continuation))
                     if let deadline { armTimer(&state, for: deadline) }
+                    if armedOnDemand { arm(&state) }
                     return nil
                 }
                 if let immediate { continuation.resume(returning: immediate) }
@@ -186,6 +213,30 @@ final class SocketHandle: Sendable {
             return woken
         }
         woken.resume(returning: .closed)
+    }
+
+    private static let oneShot = CSOCKETS_EPOLLET | UInt32(EPOLLONESHOT.rawValue)
+
+    /// With ``armedOnDemand``: arms the registration for the directions the waiters want, unless it is armed
+    /// for them already. Called with the lock held, while not closed (so the descriptors are registered and
+    /// open). `EPOLL_CTL_MOD` polls the socket, so a readiness that came before it is reported at once.
+    private func arm(_ state: inout State) {
+        guard !state.closed else { return }
+        var read = false
+        var write = false
+        for waiter in state.waiters {
+            if waiter.interest == .read { read = true } else { write = true }
+        }
+        guard (read && !state.armedForRead) || (write && !state.armedForWrite) else { return }
+        state.armedForRead = state.armedForRead || read
+        state.armedForWrite = state.armedForWrite || write
+        var events = Self.oneShot
+        if state.armedForRead { events |= CSOCKETS_EPOLLIN | CSOCKETS_EPOLLRDHUP }
+        if state.armedForWrite { events |= CSOCKETS_EPOLLOUT }
+        let token = UInt64(UInt(bitPattern: Unmanaged.passUnretained(self).toOpaque()))
+        for descriptor in descriptors {
+            _ = csockets_epoll_modify(loop.epollDescriptor, descriptor, events, token)
+        }
     }
 
     /// Arms (or re-arms) the timer for the earliest deadline. Called with the lock held.
@@ -243,14 +294,54 @@ final class SocketHandle: Sendable {
         woken.resume(returning: .closed)
         for descriptor in descriptors {
             _ = csockets_epoll_delete(loop.epollDescriptor, descriptor)
-            SystemSocket.close(descriptor)
         }
+        // The descriptors close now, or when the last caller inside `withOpenDescriptor` leaves.
+        let before = uses.bitwiseOr(Self.closing, ordering: .acquiringAndReleasing).oldValue
+        if before >> Self.userShift == 0 { closeDescriptorsOnce() }
         let count = descriptors.count
         let pointer = Unmanaged.passUnretained(self)
         loop.queue.async {
             for _ in 0..<count { pointer.release() }
         }
         return true
+    }
+}
+
+extension SocketHandle {
+    /// `uses`: bit 0 set once ``close()`` has begun, bit 1 once the descriptors are closed, and above them the
+    /// number of callers inside ``withOpenDescriptor(_:)``.
+    fileprivate static let closing = 1
+    fileprivate static let descriptorsClosed = 2
+    fileprivate static let userShift = 2
+    fileprivate static let user = 1 << userShift
+
+    /// Runs `body` with the first descriptor, kept open until `body` returns: a ``close()`` meanwhile wakes the
+    /// waiters and leaves the epoll set at once, but defers `close(2)` until the last such caller leaves, so
+    /// the number is never handed out again while `body` may still use it. Returns `nil` (without running
+    /// `body`) once ``close()`` has begun. For system calls made off the socket's actor; `body` must not
+    /// wait (it runs one non-blocking call or a few).
+    func withOpenDescriptor<Result, Failure: Error>(
+        _ body: (Int32) throws(Failure) -> Result
+    ) throws(Failure) -> Result? {
+        let before = uses.add(Self.user, ordering: .acquiringAndReleasing).oldValue
+        defer { leave() }
+        guard before & Self.closing == 0 else { return nil }
+        return try body(descriptor)
+    }
+
+    private func leave() {
+        let after = uses.subtract(Self.user, ordering: .acquiringAndReleasing).newValue
+        if after == Self.closing { closeDescriptorsOnce() }
+    }
+
+    /// Closes the descriptors, once: whoever sees `closing` with no user left first (``close()`` or the
+    /// last caller to leave ``withOpenDescriptor(_:)``) does it.
+    fileprivate func closeDescriptorsOnce() {
+        let (exchanged, _) = uses.compareExchange(
+            expected: Self.closing, desired: Self.closing | Self.descriptorsClosed,
+            ordering: .acquiringAndReleasing)
+        guard exchanged else { return }
+        descriptors.forEach(SystemSocket.close)
     }
 }
 

@@ -20,18 +20,37 @@ import Darwin
 ///
 /// **Cancellation** is Racket's break: a cancelled receive consumes no datagram; a cancelled send either
 /// sent the whole datagram or nothing (`CancellationError`).
+///
+/// **Receives and sends run in the caller's isolation.** ``receive(maxLength:)``, ``receive(into:range:)``,
+/// ``receiveBatch(maxCount:maxLength:)``, ``datagrams``, ``send(_:range:to:)`` and ``send(_:range:)`` are
+/// `nonisolated(nonsending)`: they make their system call on the caller's thread, with no hop to the socket's
+/// event loop and back (they wait for readiness there only when the system call says `EAGAIN`). A receive
+/// takes up to 32 datagrams that are waiting in one `recvmmsg`, returns the first and keeps the others, in
+/// order, for the receives that follow; every receive, readiness query and receive event takes from those
+/// first, and ``close()`` drops them as it drops the kernel's queue.
 public actor UDPSocket {
     nonisolated let handle: SocketHandle
     /// The protocol family, fixed when the socket was made.
     public nonisolated let family: SocketAddress.Family
-    private var closed = false
-    private var bound = false
-    private var peer: SocketAddress?
     /// The custodian that manages the socket, if any.
     nonisolated let custodian: Custodian?
-    private var shutDownByCustodianFlag = false
-    /// Room for batched receives, made on first use.
-    private var batchStorage: [UInt8] = []
+
+    /// What the sends and receives check, which run off the actor: under a lock rather than the actor's.
+    struct Status {
+        var closed = false
+        var shutDownByCustodian = false
+        var bound = false
+        var peer: SocketAddress?
+
+        func checkOpen(_ operation: String) throws {
+            if shutDownByCustodian { throw NetworkError(.custodianShutDown, operation: operation) }
+            if closed { throw NetworkError.closed(operation, nil, "the UDP socket is closed") }
+        }
+    }
+
+    nonisolated let status = Lock(Status())
+    /// The datagrams read ahead. Every receive holds this lock from its look at the queue to its system call.
+    nonisolated let inbox = Lock(DatagramInbox())
 
     /// The longest payload of a UDP datagram over IPv4.
     public static let maximumDatagramLength = 65_507
@@ -74,7 +93,7 @@ public actor UDPSocket {
         do {
             descriptor = try SystemSocket.open(family: family, kind: .datagram)
             try? SystemSocket.setOption(descriptor, SOL_SOCKET, SO_BROADCAST, 1)
-            handle = try SocketHandle(descriptor: descriptor)
+            handle = try SocketHandle(descriptor: descriptor, armedOnDemand: true)
         } catch {
             throw NetworkError.system(error, "open")
         }
@@ -92,24 +111,31 @@ public actor UDPSocket {
 
     // MARK: State
 
-    var shownLocal: String {
-        guard !closed, let local = try? SystemSocket.localAddress(handle.descriptor) else { return "a UDP socket" }
+    /// The local address, for messages. On the actor (which closes the descriptor), or inside
+    /// ``SocketHandle/withOpenDescriptor(_:)`` with its descriptor.
+    nonisolated func describeLocal(_ descriptor: Int32? = nil) -> String {
+        guard !status.withLock(\.closed),
+            let local = try? SystemSocket.localAddress(descriptor ?? handle.descriptor)
+        else { return "a UDP socket" }
         return local.description
     }
 
-    func checkOpen(_ operation: String) throws {
-        if shutDownByCustodianFlag { throw NetworkError(.custodianShutDown, operation: operation) }
-        if closed { throw NetworkError.closed(operation, nil, "the UDP socket is closed") }
+    var shownLocal: String { describeLocal() }
+
+    nonisolated func checkOpen(_ operation: String) throws {
+        try status.withLock { try $0.checkOpen(operation) }
     }
 
+    private nonisolated var peer: SocketAddress? { status.withLock(\.peer) }
+
     /// Whether the socket is bound to a local address and port. Racket: `udp-bound?`.
-    public var isBound: Bool { bound }
+    public var isBound: Bool { status.withLock(\.bound) }
 
     /// Whether the socket is connected to a peer. Racket: `udp-connected?`.
     public var isConnected: Bool { peer != nil }
 
     /// Whether ``close()`` has been called.
-    public var isClosed: Bool { closed }
+    public var isClosed: Bool { status.withLock(\.closed) }
 
     // MARK: Binding and connecting
 
@@ -127,7 +153,7 @@ public actor UDPSocket {
         guard (0...65535).contains(port) else {
             throw NetworkError.invalid("bind", shown, "port \(port) is outside 0...65535")
         }
-        guard !bound else { throw NetworkError.invalid("bind", shown, "the socket is already bound") }
+        guard !isBound else { throw NetworkError.invalid("bind", shown, "the socket is already bound") }
         let address: SocketAddress
         if let host {
             try Resolver.validate(host: host, operation: "bind", shown: shown)
@@ -138,14 +164,14 @@ public actor UDPSocket {
             address = .any(family, port: port)
         }
         try checkOpen("bind")
-        guard !bound else { throw NetworkError.invalid("bind", shown, "the socket is already bound") }
+        guard !isBound else { throw NetworkError.invalid("bind", shown, "the socket is already bound") }
         do {
             if reuseAddress { try SystemSocket.setOption(handle.descriptor, SOL_SOCKET, SO_REUSEADDR, 1) }
             try SystemSocket.bind(handle.descriptor, to: address)
         } catch {
             throw NetworkError.system(error, "bind", address.description)
         }
-        bound = true
+        status.withLock { $0.bound = true }
     }
 
     /// Connects the socket to a peer, or disconnects it when both `host` and `port` are `nil`. A connected socket
@@ -175,8 +201,10 @@ public actor UDPSocket {
         } catch {
             throw NetworkError.system(error, "connect", address.description)
         }
-        peer = address
-        bound = true
+        status.withLock { status in
+            status.peer = address
+            status.bound = true
+        }
     }
 
     /// Disconnects the socket, if connected; it keeps its local binding. Racket: `(udp-connect! socket #f #f)`.
@@ -185,14 +213,14 @@ public actor UDPSocket {
         guard peer != nil else { return }
         let local = (try? SystemSocket.localAddress(handle.descriptor)) ?? nil
         SystemSocket.dissolveAssociation(handle.descriptor)
-        peer = nil
+        status.withLock { $0.peer = nil }
         // Linux also drops a port the kernel chose (bind to port 0, or the bind of connect itself); Racket's
         // binding does not change, so bind the same address and port again.
         if let local, local.port != 0, (try? SystemSocket.localAddress(handle.descriptor))??.port == 0 {
             do {
                 try SystemSocket.bind(handle.descriptor, to: local)
             } catch {
-                bound = false
+                status.withLock { $0.bound = false }
                 throw NetworkError.system(
                     error, "disconnect", local.description,
                     detail: "the socket lost its binding and could not bind it again")
@@ -281,20 +309,27 @@ public actor UDPSocket {
         try setOption(family == .ipv4 ? .ipTimeToLive : .ipv6HopLimit, ttl)
     }
 
-    /// Closes the socket, discarding datagrams not yet received. A receive or send waiting in another task
-    /// throws at once. Racket: `udp-close`.
+    /// Closes the socket, discarding datagrams not yet received (the kernel's and those read ahead). A receive
+    /// or send waiting in another task throws at once; one making its system call in another thread finishes
+    /// it first (the descriptor is closed when it is done, so the call never reaches a reused number).
+    /// Racket: `udp-close`.
     /// - Throws: ``NetworkError`` when already closed, as Racket's `udp-close` raises.
     public func close() throws {
-        if shutDownByCustodianFlag { throw NetworkError(.custodianShutDown, operation: "close") }
-        guard !closed else { throw NetworkError.closed("close", nil, "the UDP socket is already closed") }
-        closed = true
+        try status.withLock { status in
+            if status.shutDownByCustodian { throw NetworkError(.custodianShutDown, operation: "close") }
+            guard !status.closed else {
+                throw NetworkError.closed("close", nil, "the UDP socket is already closed")
+            }
+            status.closed = true
+        }
         handle.close()
+        inbox.withLock { $0.discard() }
         custodian?.unregister(self)
     }
 
     // MARK: Waiting
 
-    private func wait(_ interest: Interest, _ operation: String) async throws {
+    private nonisolated(nonsending) func wait(_ interest: Interest, _ operation: String) async throws {
         switch await handle.wait(for: interest) {
         case .ready: return
         case .closed:
@@ -311,18 +346,15 @@ public actor UDPSocket {
         return SystemSocket.isWritable(handle.descriptor)
     }
 
-    /// Whether a receive would not wait now.
+    /// Whether a receive would not wait now: a datagram was read ahead, or the kernel has one.
     func isReadyToReceive() throws -> Bool {
         try checkOpen("wait to receive")
-        return SystemSocket.isReadable(handle.descriptor)
+        return !inbox.withLock(\.isEmpty) || SystemSocket.isReadable(handle.descriptor)
     }
 
     /// Receives a waiting datagram as an owned value, or returns `nil` at once.
     func tryReceive(maxLength: Int) throws -> Datagram? {
-        var buffer = Memory.zeroedBytes(count: max(0, maxLength))
-        guard let receipt = try tryReceive(into: &buffer) else { return nil }
-        buffer.removeLast(buffer.count - receipt.count)
-        return Datagram(bytes: buffer, address: receipt.sender, truncated: receipt.truncated)
+        try takeDatagram(maxLength: max(0, maxLength))
     }
 
     /// Waits until a send would not block. Racket: `udp-send-ready-evt`, synchronized on.
@@ -337,15 +369,14 @@ public actor UDPSocket {
     /// Waits until a receive would not block. Racket: `udp-receive-ready-evt`, synchronized on.
     public func waitUntilReadyToReceive() async throws {
         while true {
-            try checkOpen("wait to receive")
-            if SystemSocket.isReadable(handle.descriptor) { return }
+            if try isReadyToReceive() { return }
             try await wait(.read, "wait to receive")
         }
     }
 
     // MARK: Sending
 
-    private func checkRange(_ range: Range<Int>?, count: Int, _ operation: String) throws -> Range<Int> {
+    private nonisolated func checkRange(_ range: Range<Int>?, count: Int, _ operation: String) throws -> Range<Int> {
         let range = range ?? 0..<count
         guard range.lowerBound >= 0, range.upperBound <= count else {
             throw NetworkError.invalid(operation, nil, "range \(range) is outside the buffer's 0..<\(count)")
@@ -367,10 +398,11 @@ public actor UDPSocket {
     }
 
     /// Sends one datagram to an address, waiting while the outgoing queue is full (the fast form of
-    /// ``send(_:range:to:port:)``: no name to resolve).
-    public func send(_ bytes: some Collection<UInt8>, range: Range<Int>? = nil, to address: SocketAddress)
-        async throws
-    {
+    /// ``send(_:range:to:port:)``: no name to resolve). Runs in the caller's isolation: the `sendto` is made on
+    /// the caller's thread, and only a full outgoing queue waits for the socket's event loop.
+    public nonisolated(nonsending) func send(
+        _ bytes: some Collection<UInt8>, range: Range<Int>? = nil, to address: SocketAddress
+    ) async throws {
         let range = try checkRange(range, count: bytes.count, "send to")
         try checkUnconnected("send to", address.description)
         _ = try await transmit(bytes, range, to: address, waiting: true, operation: "send to")
@@ -385,9 +417,10 @@ public actor UDPSocket {
     }
 
     /// Sends `bytes[range]` as one datagram to the connected peer, waiting while the outgoing queue is full.
-    /// Racket: `udp-send` (and `udp-send/enable-break`).
+    /// Runs in the caller's isolation, as ``send(_:range:to:)`` does. Racket: `udp-send` (and
+    /// `udp-send/enable-break`).
     /// - Throws: ``NetworkError`` for an unconnected or closed socket or a bad range.
-    public func send(_ bytes: some Collection<UInt8>, range: Range<Int>? = nil) async throws {
+    public nonisolated(nonsending) func send(_ bytes: some Collection<UInt8>, range: Range<Int>? = nil) async throws {
         _ = try await sendConnected(bytes, range: range, waiting: true)
     }
 
@@ -397,10 +430,13 @@ public actor UDPSocket {
         try await sendConnected(bytes, range: range, waiting: false)
     }
 
-    private func checkUnconnected(_ operation: String, _ shown: String) throws {
-        try checkOpen(operation)
+    private nonisolated func checkUnconnected(_ operation: String, _ shown: @autoclosure () -> String) throws {
+        let peer = try status.withLock { status in
+            try status.checkOpen(operation)
+            return status.peer
+        }
         if let peer {
-            throw NetworkError.invalid(operation, shown, "the socket is connected (to \(peer)); use send(_:range:)")
+            throw NetworkError.invalid(operation, shown(), "the socket is connected (to \(peer)); use send(_:range:)")
         }
     }
 
@@ -418,20 +454,32 @@ public actor UDPSocket {
         return try await transmit(bytes, range, to: address, waiting: waiting, operation: "send to")
     }
 
-    private func sendConnected(_ bytes: some Collection<UInt8>, range: Range<Int>?, waiting: Bool) async throws -> Bool
-    {
+    private nonisolated(nonsending) func sendConnected(
+        _ bytes: some Collection<UInt8>, range: Range<Int>?, waiting: Bool
+    ) async throws -> Bool {
         let range = try checkRange(range, count: bytes.count, "send")
-        try checkOpen("send")
-        guard peer != nil else {
-            throw NetworkError.invalid("send", nil, "the socket is not connected; use send(_:to:port:)")
-        }
+        try checkConnected()
         return try await transmit(bytes, range, to: nil, waiting: waiting, operation: "send")
+    }
+
+    private nonisolated func checkConnected() throws {
+        try status.withLock { status in
+            try status.checkOpen("send")
+            guard status.peer != nil else {
+                throw NetworkError.invalid("send", nil, "the socket is not connected; use send(_:to:port:)")
+            }
+        }
     }
 
     /// One datagram: `sendto` (atomic: all or nothing), waiting for room when `waiting`. `bytes` in contiguous
     /// storage (`[UInt8]`, `ArraySlice<UInt8>`, …) is sent from where it is; any other collection is copied once.
     /// `range` counts from the collection's first byte.
-    private func transmit(
+    ///
+    /// Runs in the caller's isolation, not the actor's: the state it checks is under ``status``'s lock, and the
+    /// `sendto` runs inside ``SocketHandle/withOpenDescriptor(_:)``, so a ``close()`` meanwhile closes the
+    /// descriptor only after it (the send then happened before the close), and a send that finds the socket
+    /// closing throws "closed" without a system call.
+    private nonisolated(nonsending) func transmit(
         _ bytes: some Collection<UInt8>, _ range: Range<Int>, to address: SocketAddress?,
         waiting: Bool, operation: String
     ) async throws -> Bool {
@@ -439,22 +487,34 @@ public actor UDPSocket {
             return try await transmit(Array(bytes), range, to: address, waiting: waiting, operation: operation)
         }
         while true {
-            try checkOpen(operation)
+            let wasBound = try status.withLock { status in
+                try status.checkOpen(operation)
+                return status.bound
+            }
             if Task.isCancelled { throw CancellationError() }
-            let result: Result<Int, Errno> = bytes.withContiguousStorageIfAvailable { buffer in
-                let raw = UnsafeRawBufferPointer(buffer)
-                return Result { () throws(Errno) in
-                    try SystemSocket.send(handle.descriptor, UnsafeRawBufferPointer(rebasing: raw[range]), to: address)
-                }
-            }!
-            switch result {
+            let sent: Result<Int, Errno>? = handle.withOpenDescriptor { descriptor in
+                bytes.withContiguousStorageIfAvailable { buffer in
+                    let raw = UnsafeRawBufferPointer(buffer)
+                    return Result { () throws(Errno) in
+                        try SystemSocket.send(descriptor, UnsafeRawBufferPointer(rebasing: raw[range]), to: address)
+                    }
+                }!
+            }
+            switch sent {
+            case nil:
+                // Closed since the check above.
+                try checkOpen(operation)
+                throw NetworkError.closed(operation, nil, "the UDP socket is closed")
             case .success:
-                bound = true
+                if !wasBound { status.withLock { $0.bound = true } }
                 return true
             case .failure(.wouldBlock):
                 guard waiting else { return false }
                 try await wait(.write, operation)
             case .failure(let errno):
+                // Disconnected by another task between the check and the send: the error a send after the
+                // disconnect throws.
+                if address == nil, errno.rawValue == EDESTADDRREQ { try checkConnected() }
                 throw NetworkError.system(errno, operation, (address ?? peer)?.description)
             }
         }
@@ -462,20 +522,24 @@ public actor UDPSocket {
 
     // MARK: Receiving
 
-    private func checkReceivable(_ operation: String) throws {
-        try checkOpen(operation)
-        guard bound else {
-            throw NetworkError.invalid(operation, nil, "the socket is not bound; bind it (or send from it) first")
+    private nonisolated func checkReceivable(_ operation: String) throws {
+        try status.withLock { status in
+            try status.checkOpen(operation)
+            guard status.bound else {
+                throw NetworkError.invalid(operation, nil, "the socket is not bound; bind it (or send from it) first")
+            }
         }
     }
 
     /// Receives the next datagram into `buffer[range]` (all of `buffer` by default), waiting for one. A longer
-    /// datagram is cut to the range and the rest discarded. Racket: `udp-receive!` (and
-    /// `udp-receive!/enable-break`: either a datagram is received or `CancellationError` is thrown, and a
-    /// cancelled receive leaves the datagram for the next).
+    /// datagram is cut to the range and the rest discarded. Runs in the caller's isolation. Racket:
+    /// `udp-receive!` (and `udp-receive!/enable-break`: either a datagram is received or `CancellationError` is
+    /// thrown, and a cancelled receive leaves the datagram for the next).
     /// - Throws: ``NetworkError`` for a range outside the buffer (before any system call), an unbound or closed
     ///   socket.
-    public func receive(into buffer: inout [UInt8], range: Range<Int>? = nil) async throws -> UDPReceipt {
+    public nonisolated(nonsending) func receive(into buffer: inout [UInt8], range: Range<Int>? = nil) async throws
+        -> UDPReceipt
+    {
         let range = try checkRange(range, count: buffer.count, "receive")
         while true {
             if let receipt = try receiveNow(into: &buffer, range) { return receipt }
@@ -489,71 +553,138 @@ public actor UDPSocket {
         return try receiveNow(into: &buffer, range)
     }
 
-    private func receiveNow(into buffer: inout [UInt8], _ range: Range<Int>) throws -> UDPReceipt? {
-        try checkReceivable("receive")
-        if Task.isCancelled { throw CancellationError() }
-        var sender: SocketAddress?
-        let result: Result<(count: Int, truncated: Bool), Errno> = buffer.withUnsafeMutableBytes { raw in
-            Result { () throws(Errno) in
-                try SystemSocket.receive(
-                    handle.descriptor, into: UnsafeMutableRawBufferPointer(rebasing: raw[range]),
-                    from: &sender)
+    /// A datagram read ahead, copied into `buffer[range]`; else one `recvmsg` straight into it.
+    private nonisolated func receiveNow(into buffer: inout [UInt8], _ range: Range<Int>) throws -> UDPReceipt? {
+        try inbox.withLock { inbox in
+            try checkReceivable("receive")
+            if Task.isCancelled { throw CancellationError() }
+            if let datagram = inbox.pop() {
+                let count = min(datagram.bytes.count, range.count)
+                buffer.withUnsafeMutableBytes { raw in
+                    datagram.bytes.withUnsafeBytes { bytes in
+                        UnsafeMutableRawBufferPointer(rebasing: raw[range]).copyMemory(
+                            from: UnsafeRawBufferPointer(rebasing: bytes[..<count]))
+                    }
+                }
+                return UDPReceipt(
+                    count: count, sender: datagram.address,
+                    truncated: datagram.truncated || datagram.bytes.count > count)
             }
-        }
-        switch result {
-        case .success(let received):
-            return UDPReceipt(
-                count: received.count, sender: sender ?? .any(family, port: 0),
-                truncated: received.truncated)
-        case .failure(.wouldBlock):
-            return nil
-        case .failure(let errno):
-            throw NetworkError.system(errno, "receive", shownLocal)
+            var sender: SocketAddress?
+            let received: (count: Int, truncated: Bool)?? = try handle.withOpenDescriptor {
+                descriptor throws -> (count: Int, truncated: Bool)? in
+                let result = buffer.withUnsafeMutableBytes { raw in
+                    Result { () throws(Errno) in
+                        try SystemSocket.receive(
+                            descriptor, into: UnsafeMutableRawBufferPointer(rebasing: raw[range]), from: &sender)
+                    }
+                }
+                do throws(Errno) {
+                    return try result.get()
+                } catch .wouldBlock {
+                    return nil
+                } catch {
+                    throw NetworkError.system(error, "receive", describeLocal(descriptor))
+                }
+            }
+            switch received {
+            case nil:
+                try checkOpen("receive")
+                throw NetworkError.closed("receive", nil, "the UDP socket is closed")
+            case .some(nil):
+                return nil
+            case .some(.some(let received)):
+                return UDPReceipt(
+                    count: received.count, sender: sender ?? .any(family, port: 0), truncated: received.truncated)
+            }
         }
     }
 
-    /// Receives the next datagram as an owned value, waiting for one. Datagrams up to `maxLength` bytes
-    /// (default: the IPv4 maximum, 65,507) arrive whole.
-    public func receive(maxLength: Int = UDPSocket.maximumDatagramLength) async throws -> Datagram {
+    /// The next datagram, cut to `maxLength`: the oldest read ahead, else the first of those waiting in the
+    /// kernel, read with up to ``DatagramInbox/readAhead`` more in one `recvmmsg` (those are kept, whole, for
+    /// the receives that follow); `nil` when none is waiting.
+    nonisolated func takeDatagram(maxLength: Int) throws -> Datagram? {
+        try inbox.withLock { inbox in
+            try checkReceivable("receive")
+            if Task.isCancelled { throw CancellationError() }
+            if let datagram = inbox.pop() { return datagram.cut(to: maxLength) }
+            guard let batch = try readBatch(&inbox, count: DatagramInbox.readAhead, stride: DatagramInbox.slot),
+                let first = batch.first
+            else { return nil }
+            inbox.append(contentsOf: batch.dropFirst())
+            return first.cut(to: maxLength)
+        }
+    }
+
+    /// One `recvmmsg` of up to `count` datagrams, each cut to `stride` bytes, into the inbox's room; `nil` when
+    /// none is waiting. Called with the inbox's lock held.
+    private nonisolated func readBatch(_ inbox: inout DatagramInbox, count: Int, stride: Int) throws -> [Datagram]? {
+        let room = inbox.room(count * stride)
+        let entries: [SystemSocket.BatchEntry]?? = try handle.withOpenDescriptor {
+            descriptor throws -> [SystemSocket.BatchEntry]? in
+            do throws(Errno) {
+                return try SystemSocket.receiveBatch(descriptor, into: room, stride: stride, maxCount: count)
+            } catch .wouldBlock {
+                return nil
+            } catch {
+                throw NetworkError.system(error, "receive", describeLocal(descriptor))
+            }
+        }
+        switch entries {
+        case nil:
+            try checkOpen("receive")
+            throw NetworkError.closed("receive", nil, "the UDP socket is closed")
+        case .some(nil):
+            return nil
+        case .some(.some(let entries)):
+            return entries.enumerated().map { index, entry in
+                Datagram(
+                    bytes: Array(UnsafeRawBufferPointer(rebasing: room[(index * stride)...].prefix(entry.count))),
+                    address: entry.sender ?? .any(family, port: 0), truncated: entry.truncated)
+            }
+        }
+    }
+
+    /// Receives the next datagram as an owned value (an array of exactly its length), waiting for one.
+    /// Datagrams up to `maxLength` bytes (default: the IPv4 maximum, 65,507) arrive whole. Runs in the caller's
+    /// isolation; takes the datagrams read ahead first, and reads up to 32 ahead when there are none.
+    public nonisolated(nonsending) func receive(maxLength: Int = UDPSocket.maximumDatagramLength) async throws
+        -> Datagram
+    {
         guard maxLength >= 0 else {
             throw NetworkError.invalid("receive", nil, "maxLength must not be negative, not \(maxLength)")
         }
-        var buffer = Memory.zeroedBytes(count: maxLength)
-        let receipt = try await receive(into: &buffer)
-        buffer.removeLast(buffer.count - receipt.count)
-        return Datagram(bytes: buffer, address: receipt.sender, truncated: receipt.truncated)
+        while true {
+            if let datagram = try takeDatagram(maxLength: maxLength) { return datagram }
+            try await wait(.read, "receive")
+        }
     }
 
     /// Receives up to `maxCount` datagrams that are waiting (at least one, waiting for it) in one system call
-    /// (`recvmmsg`): for callers that move many datagrams.
-    public func receiveBatch(maxCount: Int = 32, maxLength: Int = UDPSocket.maximumDatagramLength) async throws
-        -> [Datagram]
-    {
+    /// (`recvmmsg`): for callers that move many datagrams. Datagrams read ahead by other receives come first
+    /// (then only those are returned). Runs in the caller's isolation.
+    public nonisolated(nonsending) func receiveBatch(
+        maxCount: Int = 32, maxLength: Int = UDPSocket.maximumDatagramLength
+    ) async throws -> [Datagram] {
         guard (1...64).contains(maxCount), (0...65535).contains(maxLength) else {
             throw NetworkError.invalid("receive", nil, "a batch holds 1...64 datagrams of 0...65535 bytes")
         }
-        let stride = max(maxLength, 1)
-        if batchStorage.count < maxCount * stride { batchStorage = Memory.zeroedBytes(count: maxCount * stride) }
         while true {
-            try checkReceivable("receive")
-            if Task.isCancelled { throw CancellationError() }
-            let entries: [SystemSocket.BatchEntry]
-            do {
-                entries = try batchStorage.withUnsafeMutableBytes { (raw) throws(Errno) in
-                    try SystemSocket.receiveBatch(handle.descriptor, into: raw, stride: stride, maxCount: maxCount)
+            let batch = try inbox.withLock { inbox -> [Datagram]? in
+                try checkReceivable("receive")
+                if Task.isCancelled { throw CancellationError() }
+                if !inbox.isEmpty {
+                    var batch: [Datagram] = []
+                    while batch.count < maxCount, let datagram = inbox.pop() {
+                        batch.append(datagram.cut(to: maxLength))
+                    }
+                    return batch
                 }
-            } catch .wouldBlock {
-                try await wait(.read, "receive")
-                continue
-            } catch let error as Errno {
-                throw NetworkError.system(error, "receive", shownLocal)
+                return try readBatch(&inbox, count: maxCount, stride: max(maxLength, 1))
+                    .map { $0.map { $0.cut(to: maxLength) } }
             }
-            return entries.enumerated().map { index, entry in
-                let start = index * stride
-                return Datagram(
-                    bytes: Array(batchStorage[start..<(start + min(entry.count, maxLength))]),
-                    address: entry.sender ?? .any(family, port: 0), truncated: entry.truncated)
-            }
+            if let batch { return batch }
+            try await wait(.read, "receive")
         }
     }
 
@@ -589,7 +720,7 @@ public actor UDPSocket {
                         handle.descriptor, bytes, offsets: offsets, lengths: lengths,
                         to: batch.map(\.address))
                 }
-                bound = true
+                status.withLock { $0.bound = true }
             } catch .wouldBlock {
                 do {
                     try await wait(.write, "send to")
@@ -605,7 +736,9 @@ public actor UDPSocket {
     }
 
     /// The datagrams arriving on the socket, until it is closed or the iterating task is cancelled (then the
-    /// sequence ends without error). Each is received whole, up to 65,507 bytes.
+    /// sequence ends without error, and the datagrams not yet taken stay for the next receive). Each is received
+    /// whole, up to 65,507 bytes, in the iterating task's isolation: datagrams read ahead are taken with no
+    /// hop to the socket's event loop (see ``receive(maxLength:)``).
     public nonisolated var datagrams: Datagrams { Datagrams(socket: self) }
 
     /// The datagrams arriving on a UDP socket, as an `AsyncSequence`.
@@ -639,11 +772,22 @@ public actor UDPSocket {
     }
 }
 
+extension Datagram {
+    /// The datagram cut to `maxLength` bytes (marked truncated when that cut anything).
+    func cut(to maxLength: Int) -> Datagram {
+        guard bytes.count > maxLength else { return self }
+        return Datagram(bytes: Array(bytes[..<maxLength]), address: address, truncated: true)
+    }
+}
+
 extension UDPSocket: CustodianManaged {
     func shutDownByCustodian() async {
-        shutDownByCustodianFlag = true
-        closed = true
+        status.withLock { status in
+            status.shutDownByCustodian = true
+            status.closed = true
+        }
         handle.close()
+        inbox.withLock { $0.discard() }
     }
 }
 #endif
