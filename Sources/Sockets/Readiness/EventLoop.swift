@@ -18,8 +18,8 @@ public final class EventLoop: Sendable {
     /// The loops of this process: one per online core but one (at least one); `SOCKETS_LOOPS=N` in the
     /// environment sets the number.
     ///
-    /// A busy loop keeps a Dispatch worker (see ``spell``), so one core's worker is left to the tasks that run
-    /// off the loops (the cooperative pool, handlers without an executor preference). Measured on 2 cores
+    /// A busy loop may keep a Dispatch worker (its spell, off by default), so one core's worker is left to
+    /// the tasks that run off the loops (the cooperative pool, handlers without an executor preference). Measured on 2 cores
     /// with the load generator beside the server (`Benchmarks/RESULTS.md`): one loop served rr64 at 1.4 times
     /// and stream8 at 1.35 times the rate of two, with less CPU per operation; two loops and the load generator
     /// were three busy threads on two cores.
