@@ -119,9 +119,6 @@ final class SocketHandle: Sendable {
     /// Called on the loop's queue with the epoll flags of an event: wakes the waiters of each direction that
     /// became ready; an edge that finds nobody waiting is kept for the next wait.
     func signal(_ flags: UInt32) {
-        if flags & (CSOCKETS_EPOLLERR | CSOCKETS_EPOLLHUP | CSOCKETS_EPOLLRDHUP) != 0 {
-            hungUp.store(true, ordering: .relaxed)
-        }
         let readable = flags & (CSOCKETS_EPOLLIN | CSOCKETS_EPOLLERR | CSOCKETS_EPOLLHUP | CSOCKETS_EPOLLRDHUP) != 0
         let writable = flags & (CSOCKETS_EPOLLOUT | CSOCKETS_EPOLLERR | CSOCKETS_EPOLLHUP) != 0
         let woken = state.withLock { state -> Wakeups in
@@ -150,16 +147,8 @@ final class SocketHandle: Sendable {
 
     private let waiterIDs = Atomic<UInt64>(0)
 
-    private let hungUp = Atomic<Bool>(false)
-
     /// Whether ``close()`` has begun, and how many callers are inside ``withOpenDescriptor(_:)``: see there.
     fileprivate let uses = Atomic<Int>(0)
-
-    /// Whether an event has reported the peer's end-of-file, a hang-up or an error. Until one has, a stream
-    /// receive that returned fewer bytes than it had room for emptied the kernel's queue, and the next read can
-    /// wait for an edge without a system call that would say `EAGAIN` (an edge that arrives meanwhile is kept
-    /// as a flag, so the wait returns at once).
-    var hasHungUp: Bool { hungUp.load(ordering: .relaxed) }
 
     /// Waits until the socket may be ready for `interest`, or until it is closed, the deadline passes, or the
     /// task is cancelled. Does not throw: the caller turns the outcome into its own error.

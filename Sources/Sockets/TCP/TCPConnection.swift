@@ -63,9 +63,6 @@ public actor TCPConnection {
     /// its ending, as this ending defines it). A read of bytes takes the bytes as they come, and ends the skip.
     private var skippingLine: LineEnding?
     private var reachedEndOfFile = false
-    /// The last receive came back short: the kernel's queue was empty, so the next waiting read waits for an
-    /// edge first rather than make a system call that would say `EAGAIN` (see ``SocketHandle/hasHungUp``).
-    private var drained = false
     private var inputClosed = false
     private var outputClosed = false
     private var output: [UInt8] = []
@@ -295,19 +292,10 @@ public actor TCPConnection {
             if reachedEndOfFile { return false }
             // Cancellation is checked only before the system call that commits: bytes it returns are kept.
             if Task.isCancelled { throw CancellationError() }
-            if !skipDrainedReceive() {
-                if try fillWithoutWaiting(operation) { return true }
-                if reachedEndOfFile { return false }
-            }
+            if try fillWithoutWaiting(operation) { return true }
+            if reachedEndOfFile { return false }
             try await waitUntil(.read, operation)
         }
-    }
-
-    /// Whether a waiting read should wait before its next receive: the last one came back short and no
-    /// hang-up has been reported since. Clears the mark.
-    private func skipDrainedReceive() -> Bool {
-        defer { drained = false }
-        return drained && !handle.hasHungUp
     }
 
     /// Reads what is available, up to `maxLength` bytes, waiting for at least one. Returns `nil` at
@@ -321,7 +309,7 @@ public actor TCPConnection {
         while input.isEmpty {
             if reachedEndOfFile { return nil }
             if Task.isCancelled { throw CancellationError() }
-            if !skipDrainedReceive(), let bytes = try receiveArray(upTo: maxLength) {
+            if let bytes = try receiveArray(upTo: maxLength) {
                 return bytes.isEmpty ? nil : bytes
             }
             try await waitUntil(.read, "read")
@@ -352,7 +340,6 @@ public actor TCPConnection {
         switch failure {
         case nil:
             if bytes.isEmpty { reachedEndOfFile = true }
-            drained = bytes.count < room
             if bytes.count < room / 2 { bytes = bytes.withUnsafeBufferPointer { Array($0) } }
             return bytes
         case .wouldBlock?:
@@ -411,11 +398,6 @@ public actor TCPConnection {
             }
             if reachedEndOfFile { return nil }
             if Task.isCancelled { throw CancellationError() }
-            if skipDrainedReceive() {
-                try await waitUntil(.read, "read")
-                try checkReadable("read")
-                continue
-            }
             let received: Result<Int, Errno> = buffer.withUnsafeMutableBytes { raw in
                 Result { () throws(Errno) in
                     try SystemSocket.receive(
@@ -427,7 +409,6 @@ public actor TCPConnection {
                 reachedEndOfFile = true
                 return nil
             case .success(let count):
-                drained = count < range.count
                 return count
             case .failure(.wouldBlock):
                 try await waitUntil(.read, "read")
@@ -564,13 +545,10 @@ public actor TCPConnection {
     private func fillWithoutWaiting(_ operation: String) throws -> Bool {
         if reachedEndOfFile { return false }
         do {
-            var offered = 0
             let count = try input.append { (room) throws(Errno) in
-                offered = room.count
-                return try SystemSocket.receive(handle.descriptor, into: room)
+                try SystemSocket.receive(handle.descriptor, into: room)
             }
             if count == 0 { reachedEndOfFile = true }
-            drained = count < offered
             return count > 0
         } catch .wouldBlock {
             return false
