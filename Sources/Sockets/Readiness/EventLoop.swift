@@ -7,7 +7,15 @@ import Dispatch
 import Synchronization
 
 /// One readiness loop: an edge-triggered epoll set of the library's own, watched by a single
-/// `DispatchSource` on a serial queue that targets `DispatchQueue.global()` (no thread of its own).
+/// `DispatchSource` on a serial queue of its own (no thread of its own: the queue borrows a Dispatch worker
+/// while it has work).
+///
+/// The queue has Dispatch's default target for a serial queue, the overcommitting root queue, which always
+/// finds a worker for it. It does not target `DispatchQueue.global()`: that root queue has one worker per
+/// core, the very workers Swift's cooperative pool runs its jobs on, so a loop's handler waited behind every
+/// task job in the process, and tasks busy with CPU-bound work stopped every socket. Measured: an echo served
+/// while every thread of the pool spun took 20 s (until the spinning stopped); on its own worker, 4 ms in a
+/// debug build (`BusyPoolTests`).
 ///
 /// When the epoll descriptor becomes readable, the source's handler drains `epoll_wait` and wakes every
 /// waiter of every ready socket: one Dispatch event carries many sockets (measured: 6–22 on 64 busy
@@ -18,8 +26,8 @@ public final class EventLoop: Sendable {
     /// The loops of this process: one per online core but one (at least one); `SOCKETS_LOOPS=N` in the
     /// environment sets the number.
     ///
-    /// A busy loop may keep a Dispatch worker (its spell, off by default), so one core's worker is left to
-    /// the tasks that run off the loops (the cooperative pool, handlers without an executor preference). Measured on 2 cores
+    /// A busy loop keeps a Dispatch worker busy (and may keep it, its spell), so one core is left to the tasks
+    /// that run off the loops (the cooperative pool, handlers without an executor preference). Measured on 2 cores
     /// with the load generator beside the server (`Benchmarks/RESULTS.md`): one loop served rr64 at 1.4 times
     /// and stream8 at 1.35 times the rate of two, with less CPU per operation; two loops and the load generator
     /// were three busy threads on two cores.
@@ -53,7 +61,7 @@ public final class EventLoop: Sendable {
     static let spell = Spell.fromEnvironment()
 
     private init(index: Int) {
-        let queue = DispatchQueue(label: "Sockets.EventLoop.\(index)", target: .global())
+        let queue = DispatchQueue(label: "Sockets.EventLoop.\(index)")
         self.queue = queue
         let executor = LoopExecutor(queue: queue)
         self.executor = executor
