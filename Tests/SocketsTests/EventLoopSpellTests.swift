@@ -19,8 +19,9 @@ struct EventLoopSpellTests {
     static let stranded: Duration = .seconds(1)
     /// Deadlines are held to 2 ms only when this test runs alone (`.ci/run` runs it so, with
     /// `SOCKETS_TIMING_TESTS=1`, with the spell off and on): beside the whole suite on two cores the loop's
-    /// queue waits behind every other test's work (medians of 100 ms seen). Beside it, the bound is 1 s, which
-    /// still catches a loop that keeps its worker for seconds.
+    /// worker shares the processors with every other test's threads (before the loops had workers of their
+    /// own, their queues waited behind every other test's jobs: medians of 100 ms seen). Beside it, the bound
+    /// is 1 s, which still catches a loop that keeps its worker for seconds.
     static let timingBound: Duration =
         environment["SOCKETS_TIMING_TESTS"] == "1" ? .milliseconds(2) : .seconds(1)
 

@@ -47,6 +47,22 @@ public func serve(
         throw NetworkError.invalid("serve", nil, "maxConnections must be at least 1, not \(maxConnections)")
     }
     let slots = AsyncSemaphore(limit: maxConnections)
+    // The accept loop prefers the listener's event loop: each accept and the start of each handler stay on the
+    // loop's worker, with no hop to the cooperative pool and back for every client (the loops have workers of
+    // their own, so each such hop is a thread wake-up). Measured on connect8 (echo-server, 3 short rounds): 8,300
+    // connections/s and 116 µs of server CPU each without it, 17,900 and 55 µs with it.
+    let loop = (listener as? any StreamListener)?.handle.loop.executor
+    try await withTaskExecutorPreference(loop) {
+        try await serveConnections(listener, slots, gracePeriod, onError, handler)
+    }
+}
+
+/// The body of ``serve(_:maxConnections:gracePeriod:onError:handler:)``.
+private func serveConnections(
+    _ listener: some ConnectionListener, _ slots: AsyncSemaphore, _ gracePeriod: Duration,
+    _ onError: (@Sendable (_ error: any Error, _ connection: TCPConnection) async -> Void)?,
+    _ handler: @escaping @Sendable (isolated TCPConnection) async throws -> Void
+) async throws {
     try await withCustodian { custodian in
         var connections = listener.connections.makeAsyncIterator()
         while true {

@@ -147,10 +147,10 @@ struct Spell: Sendable {
     var limit: UInt64
 
     /// **Off by default** (`0,0`: the handler hands back after every batch). `SOCKETS_LOOP_SPELL=IDLE,LIMIT` (in
-    /// microseconds; `200,1000` measured best) turns it on. It is off because with it on, about one full test
-    /// run in three hung: every task waiting, no Dispatch worker left, and libdispatch's CLOCK_BOOTTIME timerfd
-    /// fired but never handled (so no `Task.sleep` ever ended); with it off, none in eleven runs. The cause is
-    /// not found; see CHANGELOG, "Known issues".
+    /// microseconds; `200,1000` measured best) turns it on. It is off because it no longer pays: since each loop
+    /// has a Dispatch worker of its own it measured no better than handing back (`Benchmarks/RESULTS.md`). (It
+    /// was first kept off for hangs, every task waiting, in about one full test run in three; they came with a
+    /// skipped `recv` since removed, and 20 full runs with the spell on then passed.)
     static func fromEnvironment() -> Spell {
         var spell = Spell(idle: 0, limit: 0)
         if let text = getenv("SOCKETS_LOOP_SPELL").map({ String(cString: $0) }) {
