@@ -147,8 +147,9 @@ struct Spell: Sendable {
     var limit: UInt64
 
     /// **Off by default** (`0,0`: the handler hands back after every batch). `SOCKETS_LOOP_SPELL=IDLE,LIMIT` (in
-    /// microseconds; `200,1000` measured best) turns it on. It is off because it no longer pays: since each loop
-    /// has a Dispatch worker of its own it measured no better than handing back (`Benchmarks/RESULTS.md`). (It
+    /// microseconds; `200,1000` measured best) turns it on. It is off because, since each loop has a Dispatch
+    /// worker of its own, it trades rr1 and rr64 (0.85 of handing back) for the bulk workloads (1.1–1.4), within
+    /// the recorded run's spreads (`Benchmarks/RESULTS.md`). (It
     /// was first kept off for hangs, every task waiting, in about one full test run in three; they came with a
     /// skipped `recv` since removed, and 20 full runs with the spell on then passed.)
     static func fromEnvironment() -> Spell {
