@@ -151,7 +151,7 @@ struct Spell: Sendable {
     /// worker of its own, it trades rr1 and rr64 (0.85 of handing back) for the bulk workloads (1.1–1.4), within
     /// the recorded run's spreads (`Benchmarks/RESULTS.md`). (It
     /// was first kept off for hangs, every task waiting, in about one full test run in three; they came with a
-    /// skipped `recv` since removed, and 20 full runs with the spell on then passed.)
+    /// skipped `recv` since removed, and none of 31 full runs with the spell on then hung.)
     static func fromEnvironment() -> Spell {
         var spell = Spell(idle: 0, limit: 0)
         if let text = getenv("SOCKETS_LOOP_SPELL").map({ String(cString: $0) }) {
