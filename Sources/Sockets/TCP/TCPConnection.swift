@@ -231,19 +231,28 @@ public actor TCPConnection {
             if output.isEmpty, output.capacity > 0 { output = [] }
         }
         let timeout = interest == .read ? readTimeout : writeTimeout
-        switch await handle.wait(for: interest, deadline: timeout?.deadlineFromNow) {
-        case .ready:
-            return
-        case .closed:
-            throw closedError(operation, interest, transferred: transferred)
+        let outcome = await handle.wait(for: interest, deadline: timeout?.deadlineFromNow)
+        if outcome != .ready { throw waitError(outcome, interest, operation, transferred: transferred) }
+    }
+
+    /// The error a wait that did not end ready throws. Not inlined: the errors' texts would otherwise take room
+    /// in ``waitUntil(_:_:transferred:)``'s async frame, which every idle connection's task holds.
+    @inline(never)
+    private func waitError(_ outcome: WaitOutcome, _ interest: Interest, _ operation: String, transferred: Int)
+        -> any Error
+    {
+        switch outcome {
+        case .ready, .closed:
+            return closedError(operation, interest, transferred: transferred)
         case .timedOut:
-            throw NetworkError(
+            let timeout = interest == .read ? readTimeout : writeTimeout
+            return NetworkError(
                 .timedOut, operation: operation, address: shownPeer,
                 detail: "nothing \(interest == .read ? "arrived" : "could be sent") within "
                     + (timeout?.shortDescription ?? "the timeout"),
                 bytesTransferred: transferred > 0 ? transferred : nil)
         case .cancelled:
-            throw cancellation(operation, transferred: transferred)
+            return cancellation(operation, transferred: transferred)
         }
     }
 
@@ -301,10 +310,7 @@ public actor TCPConnection {
     /// Reads what is available, up to `maxLength` bytes, waiting for at least one. Returns `nil` at
     /// end-of-file. Racket: `read-bytes-avail!`.
     public func read(upTo maxLength: Int = 65536) async throws -> [UInt8]? {
-        guard maxLength > 0 else {
-            throw NetworkError.invalid(
-                "read", shownPeer, "maxLength must be at least 1, not \(maxLength)")
-        }
+        try checkReadLength(maxLength)
         try checkBytesReadable()
         while input.isEmpty {
             if reachedEndOfFile { return nil }
@@ -316,6 +322,15 @@ public actor TCPConnection {
             try checkReadable("read")
         }
         return input.take(min(maxLength, input.count))
+    }
+
+    /// Throws unless `maxLength` is at least 1. Not inlined: the error's text would otherwise take room in
+    /// ``read(upTo:)``'s async frame, which every idle connection's task holds.
+    @inline(never)
+    private func checkReadLength(_ maxLength: Int) throws {
+        guard maxLength > 0 else {
+            throw NetworkError.invalid("read", shownPeer, "maxLength must be at least 1, not \(maxLength)")
+        }
     }
 
     /// The largest receive ``read(upTo:)`` makes at once; a larger `maxLength` returns what one receive brings.
