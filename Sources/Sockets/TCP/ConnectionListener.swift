@@ -22,13 +22,36 @@ protocol StreamListener: ConnectionListener, CustodianManaged {
     nonisolated var handle: SocketHandle { get }
     /// The listening address, as error texts show it.
     nonisolated var shownAddress: String { get }
-    /// Throws when the listener is closed (or its custodian shut down).
-    func checkOpen(_ operation: String) throws
+    /// Whether the listener was closed (by `close()` or its custodian).
+    var closed: Bool { get }
+    /// Whether its custodian shut it down.
+    var shutDownByCustodianFlag: Bool { get }
     /// Accepts a waiting client into `custodian`, or returns `nil` when none waits.
     func acceptWaiting(custodian: Custodian?) throws -> TCPConnection?
 }
 
 extension StreamListener {
+    /// Throws when the listener is closed (or its custodian shut down).
+    func checkOpen(_ operation: String) throws {
+        if shutDownByCustodianFlag {
+            throw NetworkError(.custodianShutDown, operation: operation, address: shownAddress)
+        }
+        if closed { throw NetworkError.closed(operation, shownAddress, "the listener is closed") }
+    }
+
+    /// `tryAccept()`, and the attempt of `acceptEvent()`: accepts a waiting client into `custodian`, or returns
+    /// `nil`.
+    func tryAccept(custodian: Custodian?) throws -> TCPConnection? {
+        try checkOpen("accept")
+        return try acceptWaiting(custodian: custodian)
+    }
+
+    /// `isAcceptReady()`: whether a client waits on any of the listening descriptors.
+    func hasWaitingClient() throws -> Bool {
+        try checkOpen("accept-ready?")
+        return handle.descriptors.contains(where: SystemSocket.isReadable)
+    }
+
     /// `accept()`: cancellation is checked before each `accept4` and while waiting; a connection `accept4`
     /// returned is returned, so a cancelled accept loses no client.
     func acceptLoop() async throws -> TCPConnection {

@@ -30,11 +30,11 @@ public actor TCPListener {
     public nonisolated let port: Int
     /// The addresses listened on, one per socket.
     public nonisolated let localAddresses: [SocketAddress]
-    private var closed = false
+    private(set) var closed = false
     private var nextSocket = 0
     /// The custodian that manages the listener, if any.
     nonisolated let custodian: Custodian?
-    private var shutDownByCustodianFlag = false
+    private(set) var shutDownByCustodianFlag = false
 
     /// The backlog when none is given: 128 pending connections. Racket's and CHICKEN's default is 4, which
     /// makes clients of a busy server wait a second for a SYN retransmission; servers want more.
@@ -182,13 +182,6 @@ public actor TCPListener {
 
     nonisolated var shownAddress: String { localAddresses[0].description }
 
-    func checkOpen(_ operation: String) throws {
-        if shutDownByCustodianFlag {
-            throw NetworkError(.custodianShutDown, operation: operation, address: shownAddress)
-        }
-        if closed { throw NetworkError.closed(operation, shownAddress, "the listener is closed") }
-    }
-
     /// Accepts a client connection, waiting for one. Racket: `tcp-accept` and `tcp-accept/enable-break`;
     /// CHICKEN: `tcp-accept` with `tcp-accept-timeout`; MIT Scheme: `tcp-server-connection-accept` with
     /// `block? #t`.
@@ -206,22 +199,14 @@ public actor TCPListener {
     /// Accepts a client if one is waiting; returns `nil` at once otherwise. MIT Scheme:
     /// `tcp-server-connection-accept` with `block? #f`.
     public func tryAccept() throws -> TCPConnection? {
-        try checkOpen("accept")
-        return try acceptWaiting(custodian: Custodian.current)
-    }
-
-    /// The attempt of ``acceptEvent()``: accepts a waiting client into `custodian`, or returns `nil`.
-    func tryAccept(custodian: Custodian?) throws -> TCPConnection? {
-        try checkOpen("accept")
-        return try acceptWaiting(custodian: custodian)
+        try tryAccept(custodian: Custodian.current)
     }
 
     /// Whether a client waits to be accepted, so that ``accept()`` would not wait. Racket and CHICKEN:
     /// `tcp-accept-ready?`.
     /// - Throws: ``NetworkError`` when the listener is closed.
     public func isAcceptReady() throws -> Bool {
-        try checkOpen("accept-ready?")
-        return handle.descriptors.contains(where: SystemSocket.isReadable)
+        try hasWaitingClient()
     }
 
     /// One `accept4` on each socket in turn, starting after the one that served last.

@@ -35,10 +35,10 @@ public actor UnixListener {
     public nonisolated let removesPathOnClose: Bool
     /// The socket file this listener made (device and inode), so that only that file is removed on close.
     private nonisolated let createdFile: (device: UInt64, inode: UInt64)?
-    private var closed = false
+    private(set) var closed = false
     /// The custodian that manages the listener, if any.
     nonisolated let custodian: Custodian?
-    private var shutDownByCustodianFlag = false
+    private(set) var shutDownByCustodianFlag = false
 
     /// The backlog when none is given: 128, as ``TCPListener/defaultBacklog`` (Racket's is 4).
     public static let defaultBacklog = TCPListener.defaultBacklog
@@ -169,13 +169,6 @@ public actor UnixListener {
 
     nonisolated var shownAddress: String { path.description }
 
-    func checkOpen(_ operation: String) throws {
-        if shutDownByCustodianFlag {
-            throw NetworkError(.custodianShutDown, operation: operation, address: shownAddress)
-        }
-        if closed { throw NetworkError.closed(operation, shownAddress, "the listener is closed") }
-    }
-
     /// Accepts a client connection, waiting for one. Racket: `unix-socket-accept`.
     ///
     /// The connection's read and write timeouts and buffer mode are the task's current ones
@@ -190,21 +183,13 @@ public actor UnixListener {
 
     /// Accepts a client if one is waiting; returns `nil` at once otherwise.
     public func tryAccept() throws -> TCPConnection? {
-        try checkOpen("accept")
-        return try acceptWaiting(custodian: Custodian.current)
-    }
-
-    /// The attempt of ``acceptEvent()``: accepts a waiting client into `custodian`, or returns `nil`.
-    func tryAccept(custodian: Custodian?) throws -> TCPConnection? {
-        try checkOpen("accept")
-        return try acceptWaiting(custodian: custodian)
+        try tryAccept(custodian: Custodian.current)
     }
 
     /// Whether a client waits to be accepted, so that ``accept()`` would not wait.
     /// - Throws: ``NetworkError`` when the listener is closed.
     public func isAcceptReady() throws -> Bool {
-        try checkOpen("accept-ready?")
-        return SystemSocket.isReadable(handle.descriptor)
+        try hasWaitingClient()
     }
 
     func acceptWaiting(custodian: Custodian?) throws -> TCPConnection? {
