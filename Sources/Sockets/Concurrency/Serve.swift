@@ -53,55 +53,46 @@ public func serve(
     // connections/s and 116 µs of server CPU each without it, 17,900 and 55 µs with it.
     let loop = (listener as? any StreamListener)?.handle.loop.executor
     try await withTaskExecutorPreference(loop) {
-        try await serveConnections(listener, slots, gracePeriod, onError, handler)
-    }
-}
-
-/// The body of ``serve(_:maxConnections:gracePeriod:onError:handler:)``.
-private func serveConnections(
-    _ listener: some ConnectionListener, _ slots: AsyncSemaphore, _ gracePeriod: Duration,
-    _ onError: (@Sendable (_ error: any Error, _ connection: TCPConnection) async -> Void)?,
-    _ handler: @escaping @Sendable (isolated TCPConnection) async throws -> Void
-) async throws {
-    try await withCustodian { custodian in
-        var connections = listener.connections.makeAsyncIterator()
-        while true {
-            do {
-                try await slots.acquire()
-            } catch {
-                return
-            }
-            guard let connection = try await connections.next() else {
-                slots.release()
-                break
-            }
-            // The handler's task prefers its connection's loop from the start (no wrapping frame in every idle handler).
-            // Still needed with the handler isolated: without it (A/B, echo-server, 3 short rounds) rr1 ran at 0.33
-            // to 0.37, stream8 at 0.41 to 0.44 and connect8 at 0.55 to 0.63 of the rate, at 2 to 3 times the CPU.
-            let started = custodian.spawn(preferring: connection.eventLoop.executor) {
+        try await withCustodian { custodian in
+            var connections = listener.connections.makeAsyncIterator()
+            while true {
                 do {
-                    try await handler(connection)
-                } catch is CancellationError {
+                    try await slots.acquire()
                 } catch {
-                    // The handler's failure ends its own connection only.
-                    if !Task.isCancelled { await onError?(error, connection) }
+                    return
                 }
-                try? await connection.close()
-                slots.release()
+                guard let connection = try await connections.next() else {
+                    slots.release()
+                    break
+                }
+                // The handler's task prefers its connection's loop from the start (no wrapping frame in every idle handler).
+                // Still needed with the handler isolated: without it (A/B, echo-server, 3 short rounds) rr1 ran at 0.33
+                // to 0.37, stream8 at 0.41 to 0.44 and connect8 at 0.55 to 0.63 of the rate, at 2 to 3 times the CPU.
+                let started = custodian.spawn(preferring: connection.eventLoop.executor) {
+                    do {
+                        try await handler(connection)
+                    } catch is CancellationError {
+                    } catch {
+                        // The handler's failure ends its own connection only.
+                        if !Task.isCancelled { await onError?(error, connection) }
+                    }
+                    try? await connection.close()
+                    slots.release()
+                }
+                if !started {
+                    slots.release()
+                    try? await connection.close()
+                    return
+                }
             }
-            if !started {
-                slots.release()
-                try? await connection.close()
-                return
+            // The listener closed: let the handlers finish, for the grace period at most.
+            guard !Task.isCancelled else { return }
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await slots.waitUntilIdle() }
+                group.addTask { try? await Task.sleep(for: gracePeriod) }
+                _ = await group.next()
+                group.cancelAll()
             }
-        }
-        // The listener closed: let the handlers finish, for the grace period at most.
-        guard !Task.isCancelled else { return }
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { await slots.waitUntilIdle() }
-            group.addTask { try? await Task.sleep(for: gracePeriod) }
-            _ = await group.next()
-            group.cancelAll()
         }
     }
 }
