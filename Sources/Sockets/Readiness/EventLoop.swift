@@ -56,7 +56,7 @@ public final class EventLoop: Sendable {
 
     /// How long a loop's handler keeps its worker waiting in `epoll_wait` after the last event, before it
     /// hands back to the source; and how long it keeps it at most, so that the blocks queued behind it (the
-    /// sockets' timers, releases) run within that time. Off by default (see ``Spell/fromEnvironment()``);
+    /// sockets' releases; their timers fire on a queue of their own) run within that time. Off by default (see ``Spell/fromEnvironment()``);
     /// measured in `Benchmarks/RESULTS.md`.
     static let spell = Spell.fromEnvironment()
 
