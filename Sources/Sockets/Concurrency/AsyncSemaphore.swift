@@ -22,7 +22,9 @@ final class AsyncSemaphore: Sendable {
 
     var taken: Int { state.withLock { $0.taken } }
 
-    func acquire() async throws {
+    /// Runs on its caller's actor (`nonisolated(nonsending)`): no executor switch around every write (see
+    /// `SocketHandle.wait`).
+    nonisolated(nonsending) func acquire() async throws {
         let id = state.withLock { state -> UInt64? in
             if state.taken < limit {
                 state.taken += 1

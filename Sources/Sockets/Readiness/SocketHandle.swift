@@ -152,7 +152,12 @@ final class SocketHandle: Sendable {
 
     /// Waits until the socket may be ready for `interest`, or until it is closed, the deadline passes, or the
     /// task is cancelled. Does not throw: the caller turns the outcome into its own error.
-    func wait(for interest: Interest, deadline: DispatchTime? = nil) async -> WaitOutcome {
+    ///
+    /// `nonisolated(nonsending)`: it runs on its caller's actor (a connection's, on the loop), with no switch to
+    /// the generic executor and back around every wait, each of which looked up the task's executor preference
+    /// under its status lock. With the writer lock's `acquire` so too: rr64 through the README's server went from
+    /// 80,900 to 102,600 round trips/s and from 12.0 to 9.6 µs of server CPU each (5 rounds, one `compare`).
+    nonisolated(nonsending) func wait(for interest: Interest, deadline: DispatchTime? = nil) async -> WaitOutcome {
         let id = waiterIDs.add(1, ordering: .relaxed).newValue
         return await withTaskCancellationHandler {
             await withUnsafeContinuation { (continuation: UnsafeContinuation<WaitOutcome, Never>) in
