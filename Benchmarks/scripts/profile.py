@@ -60,7 +60,7 @@ def main():
             before, t0 = threads(srv.pid), time.monotonic()
             if a.perf:
                 if a.perf == "syscalls":
-                    calls = ["epoll_wait", "epoll_pwait", "epoll_ctl", "read", "recvfrom", "recvmsg", "recvmmsg",
+                    calls = ["epoll_wait", "epoll_pwait", "epoll_pwait2", "epoll_ctl", "read", "recvfrom", "recvmsg", "recvmmsg",
                              "write", "sendto", "sendmsg", "sendmmsg", "writev", "futex", "accept4", "close",
                              "shutdown"]
                     ev = ",".join(f"syscalls:sys_enter_{c}" for c in calls)
