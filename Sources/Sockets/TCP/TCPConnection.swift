@@ -631,14 +631,28 @@ public actor TCPConnection {
     ///   (``NetworkError/Code/cancelled``) — each with ``NetworkError/bytesTransferred`` set when some bytes went
     ///   out. `CancellationError` when the task was cancelled before any byte went out.
     public func write(_ bytes: ArraySlice<UInt8>) async throws {
+        try await writeSlice(bytes)
+    }
+
+    /// Writes bytes, buffered according to ``bufferMode``.
+    public func write(_ bytes: [UInt8]) async throws {
+        try await writeSlice(bytes[...])
+    }
+
+    /// The two `write`s above. Inlined into each: a call from one actor method to another still switches
+    /// executors on entry, and each switch looks up the task's executor preference under its status lock.
+    @inline(__always)
+    private func writeSlice(_ bytes: ArraySlice<UInt8>) async throws {
         try checkWritable("write")
         switch bufferMode {
         case .none:
-            try await send(bytes, operation: "write")
+            let sent = try sendAtOnce(bytes, "write")
+            if sent < bytes.count { try await send(bytes, operation: "write", from: sent) }
         case .line, .block:
             let threshold = bufferMode.threshold
             if output.isEmpty, bytes.count >= threshold, !writerBusy {
-                try await send(bytes, operation: "write")
+                let sent = try sendAtOnce(bytes, "write")
+                if sent < bytes.count { try await send(bytes, operation: "write", from: sent) }
                 return
             }
             // Cancelled: no effect. Once buffered, the write has happened: a flush cancelled before it sent
@@ -653,11 +667,6 @@ public actor TCPConnection {
                 }
             }
         }
-    }
-
-    /// Writes bytes, buffered according to ``bufferMode``.
-    public func write(_ bytes: [UInt8]) async throws {
-        try await write(bytes[...])
     }
 
     /// Writes any collection of bytes, buffered according to ``bufferMode``. `[UInt8]` and `ArraySlice<UInt8>`
@@ -681,24 +690,23 @@ public actor TCPConnection {
     public func flush() async throws {
         try checkWritable("flush")
         guard !output.isEmpty || writerBusy else { return }
-        try await writeLock.acquire()
-        defer { writeLock.release() }
         var sent = 0
         defer { output.removeFirst(min(sent, output.count)) }
+        // The common case without a suspension: no other writer is under way and the kernel takes it all.
+        if !writerBusy {
+            if Task.isCancelled { throw CancellationError() }
+            try output.withUnsafeBytes { try sendAvailable($0, &sent, "flush") }
+            if sent == output.count { return }
+        }
+        try await writeLock.acquire()
+        defer { writeLock.release() }
+        var wouldBlock = sent > 0
         while sent < output.count {
+            if wouldBlock { try await waitUntil(.write, "flush", transferred: sent) }
             try checkWritable("flush", transferred: sent)
             if Task.isCancelled { throw cancellation("flush", transferred: sent) }
-            let result: Result<Int, Errno> = output.withUnsafeBytes { raw in
-                Result { () throws(Errno) in
-                    try SystemSocket.send(handle.descriptor, UnsafeRawBufferPointer(rebasing: raw[sent...]))
-                }
-            }
-            switch result {
-            case .success(let count): sent += count
-            case .failure(.wouldBlock): try await waitUntil(.write, "flush", transferred: sent)
-            case .failure(let errno):
-                throw NetworkError.system(errno, "flush", shownPeer, bytes: sent > 0 ? sent : nil)
-            }
+            try output.withUnsafeBytes { try sendAvailable($0, &sent, "flush") }
+            wouldBlock = true
         }
     }
 
@@ -706,25 +714,46 @@ public actor TCPConnection {
         if outputClosed { throw closedError(operation, .write, transferred: transferred) }
     }
 
-    /// Sends `bytes` now, after anything buffered, holding the writer lock so that writes never interleave.
-    private func send(_ bytes: ArraySlice<UInt8>, operation: String) async throws {
+    /// Sends `bytes` from `start` on (what ``sendAtOnce(_:_:)`` sent is not sent again), after anything
+    /// buffered, holding the writer lock so that writes never interleave.
+    private func send(_ bytes: ArraySlice<UInt8>, operation: String, from start: Int = 0) async throws {
         if !output.isEmpty || writerBusy { try await flush() }
         try await writeLock.acquire()
         defer { writeLock.release() }
-        var sent = 0
+        var sent = start
+        // A start past 0 means the kernel took no more at once: wait before trying again.
+        var wouldBlock = start > 0
         while sent < bytes.count {
+            if wouldBlock { try await waitUntil(.write, operation, transferred: sent) }
             try checkWritable(operation, transferred: sent)
             if Task.isCancelled { throw cancellation(operation, transferred: sent) }
-            let result: Result<Int, Errno> = bytes.withUnsafeBytes { raw in
-                Result { () throws(Errno) in
-                    try SystemSocket.send(handle.descriptor, UnsafeRawBufferPointer(rebasing: raw[sent...]))
-                }
-            }
-            switch result {
-            case .success(let count): sent += count
-            case .failure(.wouldBlock): try await waitUntil(.write, operation, transferred: sent)
-            case .failure(let errno):
-                throw NetworkError.system(errno, operation, shownPeer, bytes: sent > 0 ? sent : nil)
+            try bytes.withUnsafeBytes { try sendAvailable($0, &sent, operation) }
+            wouldBlock = true
+        }
+    }
+
+    /// The start of a write without a suspension (no executor switch into ``send(_:operation:from:)``, no writer
+    /// lock): when nothing is buffered and no other writer is under way, sends what the kernel takes of `bytes`
+    /// at once. Returns how many bytes went out (0 when another writer or buffered bytes come first).
+    private func sendAtOnce(_ bytes: ArraySlice<UInt8>, _ operation: String) throws -> Int {
+        guard output.isEmpty, !writerBusy else { return 0 }
+        if Task.isCancelled { throw CancellationError() }
+        var sent = 0
+        try bytes.withUnsafeBytes { try sendAvailable($0, &sent, operation) }
+        return sent
+    }
+
+    /// Sends `bytes` from `sent` on, as far as the kernel takes them without waiting, advancing `sent`; stops at
+    /// `EAGAIN`. Throws the system's error, with the bytes sent so far (`EPIPE`, `ECONNRESET`: never `SIGPIPE`).
+    @inline(never)
+    private func sendAvailable(_ bytes: UnsafeRawBufferPointer, _ sent: inout Int, _ operation: String) throws {
+        while sent < bytes.count {
+            do {
+                sent += try SystemSocket.send(handle.descriptor, UnsafeRawBufferPointer(rebasing: bytes[sent...]))
+            } catch .wouldBlock {
+                return
+            } catch {
+                throw NetworkError.system(error, operation, shownPeer, bytes: sent > 0 ? sent : nil)
             }
         }
     }
