@@ -148,8 +148,9 @@ struct Spell: Sendable {
 
     /// **Off by default** (`0,0`: the handler hands back after every batch). `SOCKETS_LOOP_SPELL=IDLE,LIMIT` (in
     /// microseconds; `200,1000` measured best) turns it on. It is off because, since each loop has a Dispatch
-    /// worker of its own, it trades rr1 and rr64 (0.85 of handing back) for the bulk workloads (1.1–1.4), within
-    /// the recorded run's spreads (`Benchmarks/RESULTS.md`). (It
+    /// worker of its own, it does not pay consistently: in the last recorded run rr1 0.85, stream8 0.90 and the
+    /// rest 0.95–1.00 of handing back, with more CPU per rr1 round trip; in an A/B the same day, streams and
+    /// connect8 1.09–1.37 but rr1 0.91 (`Benchmarks/RESULTS.md`). (It
     /// was first kept off for hangs, every task waiting, in about one full test run in three; they came with a
     /// skipped `recv` since removed, and none of 31 full runs with the spell on then hung.)
     static func fromEnvironment() -> Spell {
