@@ -644,27 +644,27 @@ public actor TCPConnection {
     @inline(__always)
     private func writeSlice(_ bytes: ArraySlice<UInt8>) async throws {
         try checkWritable("write")
-        switch bufferMode {
-        case .none:
+        let threshold = bufferMode.threshold
+        // Sent now (every write without buffering; with it, one at least as large as the buffer): at once when
+        // nothing is buffered and no other writer is under way, otherwise behind them.
+        if output.isEmpty, bytes.count >= threshold, !writerBusy {
             let sent = try sendAtOnce(bytes, "write")
             if sent < bytes.count { try await send(bytes, operation: "write", from: sent) }
-        case .line, .block:
-            let threshold = bufferMode.threshold
-            if output.isEmpty, bytes.count >= threshold, !writerBusy {
-                let sent = try sendAtOnce(bytes, "write")
-                if sent < bytes.count { try await send(bytes, operation: "write", from: sent) }
+            return
+        }
+        if bufferMode == .none {
+            try await send(bytes, operation: "write")
+            return
+        }
+        // Cancelled: no effect. Once buffered, the write has happened: a flush cancelled before it sent
+        // anything leaves the bytes buffered for the next flush, and the write returns normally.
+        if Task.isCancelled { throw CancellationError() }
+        output.append(contentsOf: bytes)
+        if output.count >= threshold || (bufferMode == .line && bytes.contains(10)) {
+            do {
+                try await flush()
+            } catch is CancellationError {
                 return
-            }
-            // Cancelled: no effect. Once buffered, the write has happened: a flush cancelled before it sent
-            // anything leaves the bytes buffered for the next flush, and the write returns normally.
-            if Task.isCancelled { throw CancellationError() }
-            output.append(contentsOf: bytes)
-            if output.count >= threshold || (bufferMode == .line && bytes.contains(10)) {
-                do {
-                    try await flush()
-                } catch is CancellationError {
-                    return
-                }
             }
         }
     }
@@ -733,10 +733,9 @@ public actor TCPConnection {
     }
 
     /// The start of a write without a suspension (no executor switch into ``send(_:operation:from:)``, no writer
-    /// lock): when nothing is buffered and no other writer is under way, sends what the kernel takes of `bytes`
-    /// at once. Returns how many bytes went out (0 when another writer or buffered bytes come first).
+    /// lock): sends what the kernel takes of `bytes` at once. Returns how many bytes went out. Only when nothing
+    /// is buffered and no other writer is under way (the caller has looked).
     private func sendAtOnce(_ bytes: ArraySlice<UInt8>, _ operation: String) throws -> Int {
-        guard output.isEmpty, !writerBusy else { return 0 }
         if Task.isCancelled { throw CancellationError() }
         var sent = 0
         try bytes.withUnsafeBytes { try sendAvailable($0, &sent, operation) }
