@@ -2,6 +2,7 @@
 #include "CSockets.h"
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/timerfd.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -41,15 +42,12 @@ int csockets_epoll_wait(int epfd, struct epoll_event *events, int count, int tim
     return epoll_wait(epfd, events, count, timeout);
 }
 
-int csockets_epoll_wait_nanoseconds(int epfd, struct epoll_event *events, int count, int64_t timeout) {
-    static int lacks_pwait2 = 0;
-    if (!__atomic_load_n(&lacks_pwait2, __ATOMIC_RELAXED)) {
-        struct timespec spec = {.tv_sec = timeout / 1000000000, .tv_nsec = timeout % 1000000000};
-        int result = epoll_pwait2(epfd, events, count, &spec, NULL);
-        if (result >= 0 || errno != ENOSYS) return result;
-        __atomic_store_n(&lacks_pwait2, 1, __ATOMIC_RELAXED);
-    }
-    return epoll_wait(epfd, events, count, (int)((timeout + 999999) / 1000000));
+int csockets_timerfd_create(void) { return timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC); }
+
+int csockets_timerfd_set_interval(int fd, int64_t interval) {
+    struct timespec period = {.tv_sec = interval / 1000000000, .tv_nsec = interval % 1000000000};
+    struct itimerspec spec = {.it_interval = period, .it_value = period};
+    return timerfd_settime(fd, 0, &spec, NULL);
 }
 
 int csockets_eventfd_create(void) { return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); }

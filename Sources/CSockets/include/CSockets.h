@@ -19,14 +19,16 @@ int csockets_epoll_add(int epfd, int fd, uint32_t events, uint64_t data);
 int csockets_epoll_modify(int epfd, int fd, uint32_t events, uint64_t data);
 int csockets_epoll_delete(int epfd, int fd);
 int csockets_epoll_wait(int epfd, struct epoll_event *events, int count, int timeout);
-/// epoll_wait with a timeout in nanoseconds (epoll_pwait2; where the kernel lacks it, epoll_wait with the
-/// timeout rounded up to whole milliseconds).
-int csockets_epoll_wait_nanoseconds(int epfd, struct epoll_event *events, int count, int64_t timeout);
+/// A non-blocking, close-on-exec timerfd on the monotonic clock, disarmed.
+int csockets_timerfd_create(void);
+/// Arms the timerfd to expire every `interval` nanoseconds, the first time `interval` from now; 0 disarms it
+/// (and clears expirations not yet read).
+int csockets_timerfd_set_interval(int fd, int64_t interval);
 /// A non-blocking, close-on-exec eventfd.
 int csockets_eventfd_create(void);
 /// Adds one to the eventfd's counter (wakes an epoll_wait that watches it).
 int csockets_eventfd_signal(int fd);
-/// Reads the eventfd's counter back to zero.
+/// Reads the eventfd's counter (or a timerfd's count of expirations) back to zero.
 int csockets_eventfd_reset(int fd);
 uint64_t csockets_epoll_event_data(const struct epoll_event *events, int index);
 uint32_t csockets_epoll_event_flags(const struct epoll_event *events, int index);

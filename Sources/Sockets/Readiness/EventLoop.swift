@@ -72,10 +72,19 @@ public final class EventLoop: Sendable {
         let added = csockets_epoll_add(
             descriptor, executor.wakeDescriptor, CSOCKETS_EPOLLIN | CSOCKETS_EPOLLET, EventLoop.wakeToken)
         precondition(added == 0, "epoll_ctl failed: \(Errno.current)")
-        let source = DispatchSource.makeReadSource(fileDescriptor: descriptor, queue: queue)
         let spell = EventLoop.spell
-        source.setEventHandler {
-            EventLoop.run(descriptor, executor, spell)
+        // Token 1 is the spell's timerfd, its tick; a loop without a spell has none.
+        var tickDescriptor: Int32 = -1
+        if spell.limit > 0 {
+            tickDescriptor = csockets_timerfd_create()
+            precondition(tickDescriptor >= 0, "timerfd_create failed: \(Errno.current)")
+            let added = csockets_epoll_add(
+                descriptor, tickDescriptor, CSOCKETS_EPOLLIN | CSOCKETS_EPOLLET, EventLoop.tickToken)
+            precondition(added == 0, "epoll_ctl failed: \(Errno.current)")
+        }
+        let source = DispatchSource.makeReadSource(fileDescriptor: descriptor, queue: queue)
+        source.setEventHandler { [tickDescriptor] in
+            EventLoop.run(descriptor, tickDescriptor, executor, spell)
         }
         source.activate()
         self.source = Lock(source)
@@ -92,29 +101,48 @@ public final class EventLoop: Sendable {
     }
 
     private static let wakeToken: UInt64 = 0
+    private static let tickToken: UInt64 = 1
 
     /// The source's handler: handles every ready socket, runs the tasks their wake-ups resumed (in this same
     /// Dispatch event), and, while sockets keep becoming ready, keeps the worker: it waits in `epoll_wait`
     /// itself, for `spell.idle` after the last event and `spell.limit` in all, with the executor's eventfd in
     /// the set so that a job enqueued from another thread wakes it. Then it hands back to the source.
-    /// Runs on `queue` only.
-    private static func run(_ epollDescriptor: Int32, _ executor: LoopExecutor, _ spell: Spell) {
+    ///
+    /// A spell's waits have no timeout of their own: a timerfd in the set ticks every `spell.idle` while the
+    /// spell lasts, and the spell ends at the first tick that finds no event since `spell.idle` before it (so
+    /// after between one and two `spell.idle` of quiet) or the limit passed. A timeout per wait armed and
+    /// cancelled a kernel timer on every wait, and on this machine (a virtual one) that doubled the kernel
+    /// time of a wait that sleeps: the C server's rr1 went from 9.5 to 18.1 µs of CPU per round trip with a
+    /// 1 ms timeout on its `epoll_wait` (`Benchmarks/RESULTS.md`). Runs on `queue` only.
+    private static func run(_ epollDescriptor: Int32, _ tickDescriptor: Int32, _ executor: LoopExecutor, _ spell: Spell)
+    {
         executor.beginRun()
         defer { executor.endRun() }
         let capacity = 64
         withUnsafeTemporaryAllocation(of: epoll_event.self, capacity: capacity) { events in
             let start = DispatchTime.now().uptimeNanoseconds
             var lastEvent = start
-            var timeout: UInt64 = 0
+            var ticking = false
+            defer { if ticking { _ = csockets_timerfd_set_interval(tickDescriptor, 0) } }
+            // The spell goes on: the next wait may sleep, until an event, an enqueue or a tick.
+            var spelling = false
             while true {
-                let parked = timeout > 0 && executor.park()
-                let count = csockets_epoll_wait_nanoseconds(
-                    epollDescriptor, events.baseAddress, Int32(capacity), parked ? Int64(timeout) : 0)
+                var parked = false
+                if spelling {
+                    if !ticking {
+                        guard csockets_timerfd_set_interval(tickDescriptor, Int64(spell.idle)) == 0 else { return }
+                        ticking = true
+                    }
+                    parked = executor.park()
+                }
+                let count = csockets_epoll_wait(epollDescriptor, events.baseAddress, Int32(capacity), parked ? -1 : 0)
                 if parked { executor.unpark() }
+                var activity = count
                 for index in 0..<Int(max(count, 0)) {
                     let token = csockets_epoll_event_data(events.baseAddress, Int32(index))
-                    if token == wakeToken {
-                        _ = csockets_eventfd_reset(executor.wakeDescriptor)
+                    if token == wakeToken || token == tickToken {
+                        _ = csockets_eventfd_reset(token == wakeToken ? executor.wakeDescriptor : tickDescriptor)
+                        if token == tickToken { activity -= 1 }
                         continue
                     }
                     let flags = csockets_epoll_event_flags(events.baseAddress, Int32(index))
@@ -126,14 +154,13 @@ public final class EventLoop: Sendable {
                 // Jobs that keep enqueuing more: yield the queue (endRun schedules the rest behind it).
                 guard executor.runPending() else { return }
                 if count == capacity {
-                    timeout = 0
+                    spelling = false
                     continue
                 }
                 let now = DispatchTime.now().uptimeNanoseconds
-                if count > 0 { lastEvent = now }
-                let end = min(lastEvent + spell.idle, start + spell.limit)
-                if now >= end { return }
-                timeout = end - now
+                if activity > 0 { lastEvent = now }
+                if now >= min(lastEvent + spell.idle, start + spell.limit) { return }
+                spelling = true
             }
         }
     }
