@@ -257,6 +257,40 @@ struct ReadWriteTests {
         await pair.close()
     }
 
+    @Test(
+        "read(upTo:) returns exactly what was sent while its receives switch between the loop's scratch and a whole-room array, on two connections of one loop at once"
+    )
+    func readUpToSwitchesReceives() async throws {
+        // Requests (into the scratch), then bursts that fill the room (straight into the array), then requests
+        // again, and back: every switch, on two connections whose reads interleave on the same loop.
+        let sizes = [1, 70_000, 5, 300_000, 300, 65_536, 2, 40_000, 7, 131_072, 1]
+        let pairs = try await [LoopbackPair.make(), LoopbackPair.make()]
+        try await withinTimeLimit(30) {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for (index, pair) in pairs.enumerated() {
+                    let chunks = sizes.enumerated().map { patternBytes($0.element, seed: $0.offset + 17 * index) }
+                    group.addTask {
+                        for chunk in chunks { try await pair.client.write(chunk) }
+                        try await pair.client.closeOutput()
+                    }
+                    group.addTask {
+                        var received: [UInt8] = []
+                        var reads = 0
+                        while reads < 100_000, let bytes = try await pair.server.read(upTo: 65_536) {
+                            #expect(!bytes.isEmpty && bytes.count <= 65_536)
+                            received += bytes
+                            reads += 1
+                        }
+                        #expect(received.count == sizes.reduce(0, +))
+                        #expect(received == chunks.flatMap { $0 }, "connection \(index): the bytes differ")
+                    }
+                }
+                try await group.waitForAll()
+            }
+        }
+        for pair in pairs { await pair.close() }
+    }
+
     @Test("bytes: a byte sequence that leaves the rest for the next read")
     func byteSequence() async throws {
         let pair = try await LoopbackPair.make()

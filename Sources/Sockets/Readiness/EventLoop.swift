@@ -48,6 +48,8 @@ public final class EventLoop: Sendable {
     /// The serial queue every event of this loop is handled on.
     let queue: DispatchQueue
     let executor: LoopExecutor
+    /// Receive memory for the jobs that run on ``executor``; see ``LoopScratch``.
+    let scratch = LoopScratch()
     let epollDescriptor: Int32
     /// The read source on the epoll descriptor. A loop lives as long as the process, so the source is
     /// never cancelled and the epoll descriptor never closed.

@@ -65,6 +65,9 @@ public actor TCPConnection {
     private var reachedEndOfFile = false
     private var inputClosed = false
     private var outputClosed = false
+    /// The last receive of ``read(upTo:)`` filled at least half its room: the next receives straight into its
+    /// result, not through the loop's scratch (see `receiveArray(upTo:)`).
+    private var receivesDirectly = false
     private var output: [UInt8] = []
 
     /// How output is buffered. Default: ``BufferMode/current`` when the connection was made (`.block(4096)`).
@@ -334,34 +337,64 @@ public actor TCPConnection {
     }
 
     /// The largest receive ``read(upTo:)`` makes at once; a larger `maxLength` returns what one receive brings.
-    private static let largestArrayReceive = 262_144
+    private static let largestArrayReceive = LoopScratch.size
 
-    /// Receives straight into a new array, without waiting: no copy through the input buffer, and as much as
-    /// the caller asked for in one system call. An array that came back less than half full is copied to its
-    /// size, so that a short read does not hold a large allocation. Empty at end-of-file; `nil` when nothing
-    /// waits.
+    /// Receives into a new array, without waiting, as much as the caller asked for in one system call. Empty at
+    /// end-of-file; `nil` when nothing waits.
+    ///
+    /// Where it receives follows the last receive. After one that filled at least half its room (a stream), it
+    /// receives straight into an array of the whole room: no copy, and an array that comes back less than half
+    /// full is copied to its size, so that a short read does not hold a large allocation. Otherwise (requests,
+    /// and the receive after a burst, which finds nothing) it receives into the loop's scratch and copies out
+    /// what came: one allocation of the result's size, none when nothing came, where the whole room cost an
+    /// allocation and a short read a second one.
     @inline(never)  // keeps its temporaries out of read(upTo:)'s async frame, which an idle connection holds
     private func receiveArray(upTo maxLength: Int) throws -> [UInt8]? {
         let room = min(maxLength, Self.largestArrayReceive)
         var failure: Errno?
-        var bytes = [UInt8](unsafeUninitializedCapacity: room) { raw, count in
+        var bytes: [UInt8]
+        if receivesDirectly {
+            bytes = [UInt8](unsafeUninitializedCapacity: room) { raw, count in
+                do throws(Errno) {
+                    count = try SystemSocket.receive(handle.descriptor, into: UnsafeMutableRawBufferPointer(raw))
+                } catch {
+                    failure = error
+                    count = 0
+                }
+            }
+            if bytes.count < room / 2 { bytes = bytes.withUnsafeBufferPointer { Array($0) } }
+        } else {
+            // This actor runs on the loop's executor, and nothing here suspends: the scratch is this job's.
+            assert(isOnLoopQueue())
+            let scratch = UnsafeMutableRawBufferPointer(rebasing: handle.loop.scratch.bytes[..<room])
+            var received = 0
             do throws(Errno) {
-                count = try SystemSocket.receive(handle.descriptor, into: UnsafeMutableRawBufferPointer(raw))
+                received = try SystemSocket.receive(handle.descriptor, into: scratch)
             } catch {
                 failure = error
-                count = 0
+            }
+            bytes = [UInt8](unsafeUninitializedCapacity: received) { raw, count in
+                UnsafeMutableRawBufferPointer(raw).copyMemory(
+                    from: UnsafeRawBufferPointer(rebasing: scratch[..<received]))
+                count = received
             }
         }
         switch failure {
         case nil:
             if bytes.isEmpty { reachedEndOfFile = true }
-            if bytes.count < room / 2 { bytes = bytes.withUnsafeBufferPointer { Array($0) } }
+            receivesDirectly = bytes.count >= room / 2 && room > 1
             return bytes
         case .wouldBlock?:
             return nil
         case let errno?:
             throw NetworkError.system(errno, "read", shownPeer)
         }
+    }
+
+    /// For an assertion: the actor's jobs run on its loop's queue.
+    private func isOnLoopQueue() -> Bool {
+        handle.loop.executor.checkIsolated()
+        return true
     }
 
     /// Reads exactly `count` bytes, waiting as long as it takes. Racket: `read-bytes`.
