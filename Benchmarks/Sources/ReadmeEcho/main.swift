@@ -1,6 +1,6 @@
 // readme-echo: the echo server written exactly as Sockets' README teaches a new user to write one ("A server":
-// `serve` with a plain closure, `read(upTo:)`, `write`, `flush`; "UDP": `for try await datagram in
-// socket.datagrams { try await socket.send(datagram.bytes, to: datagram.address) }`), with the benchmark
+// `serve` with a plain closure, `read(upTo:)`, `write`, `flush`; "UDP": `serve(socket) { datagram in
+// datagram.bytes }`), with the benchmark
 // servers' command line. Measured beside the tuned `echo-server` to see what the library, not the user,
 // carries (issue 11: "the fast path is the default path").
 import BenchSupport
@@ -26,9 +26,7 @@ await withDiscardingTaskGroup { group in
     if let socket {
         group.addTask {
             do {
-                for try await datagram in socket.datagrams {
-                    try await socket.send(datagram.bytes, to: datagram.address)
-                }
+                try await serve(socket) { datagram in datagram.bytes }
             } catch {
                 writeError("readme-echo: UDP: \(error)")
             }
