@@ -261,16 +261,25 @@ struct ReadWriteTests {
         "read(upTo:) returns exactly what was sent while its receives switch between the loop's scratch and a whole-room array, on two connections of one loop at once"
     )
     func readUpToSwitchesReceives() async throws {
-        // Requests (into the scratch), then bursts that fill the room (straight into the array), then requests
-        // again, and back: every switch, on two connections whose reads interleave on the same loop.
-        let sizes = [1, 70_000, 5, 300_000, 300, 65_536, 2, 40_000, 7, 131_072, 1]
+        // Two short reads in a row send the next receive through the scratch (a burst then goes through it
+        // once, copied); a read that fills half its room sends the next straight into its array. Each chunk is
+        // written once the reader has the one before, so each is a read of its own: every switch, both ways, on
+        // two connections whose reads interleave on the same loop.
+        let sizes = [1, 2, 70_000, 5, 6, 300_000, 300, 301, 65_536, 2, 3, 40_000, 7, 131_072, 1, 8]
         let pairs = try await [LoopbackPair.make(), LoopbackPair.make()]
         try await withinTimeLimit(30) {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for (index, pair) in pairs.enumerated() {
                     let chunks = sizes.enumerated().map { patternBytes($0.element, seed: $0.offset + 17 * index) }
+                    let (progress, reader) = AsyncStream.makeStream(of: Int.self)
                     group.addTask {
-                        for chunk in chunks { try await pair.client.write(chunk) }
+                        var received = 0
+                        var updates = progress.makeAsyncIterator()
+                        for chunk in chunks {
+                            let target = received + chunk.count
+                            try await pair.client.write(chunk)
+                            while received < target, let count = await updates.next() { received = count }
+                        }
                         try await pair.client.closeOutput()
                     }
                     group.addTask {
@@ -280,7 +289,9 @@ struct ReadWriteTests {
                             #expect(!bytes.isEmpty && bytes.count <= 65_536)
                             received += bytes
                             reads += 1
+                            reader.yield(received.count)
                         }
+                        reader.finish()
                         #expect(received.count == sizes.reduce(0, +))
                         #expect(received == chunks.flatMap { $0 }, "connection \(index): the bytes differ")
                     }
