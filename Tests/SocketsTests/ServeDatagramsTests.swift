@@ -11,6 +11,15 @@ private func serverAndClient() async throws -> (server: UDPSocket, client: UDPSo
     return (server, client, try await server.addresses().localPort)
 }
 
+/// Serves `server` with an echo, once one datagram has made the round trip through it.
+private func servingEcho(_ server: UDPSocket, _ client: UDPSocket, port: Int) async throws -> Task<Void, any Error> {
+    let serving = Task { try await serve(server) { $0.bytes } }
+    try await client.send([1], to: "127.0.0.1", port: port)
+    let reply = try await withinTimeLimit(10) { try await client.receive() }
+    #expect(reply.bytes == [1])
+    return serving
+}
+
 private struct Boom: Error {}
 
 /// What the handlers saw, across tasks.
@@ -97,11 +106,8 @@ struct ServeDatagramsTests {
     @Test("closing the socket ends serve without error")
     func closeEndsServe() async throws {
         let (server, client, port) = try await serverAndClient()
-        let serving = Task { try await serve(server) { $0.bytes } }
-        try await client.send([1], to: "127.0.0.1", port: port)
+        let serving = try await servingEcho(server, client, port: port)
         try await withinTimeLimit(10) {
-            let reply = try await client.receive()
-            #expect(reply.bytes == [1])
             try await server.close()
             try await serving.value
         }
@@ -111,11 +117,8 @@ struct ServeDatagramsTests {
     @Test("cancelling ends serve without error, and the socket keeps its next datagram for the next receive")
     func cancellationEndsServe() async throws {
         let (server, client, port) = try await serverAndClient()
-        let serving = Task { try await serve(server) { $0.bytes } }
-        try await client.send([1], to: "127.0.0.1", port: port)
+        let serving = try await servingEcho(server, client, port: port)
         try await withinTimeLimit(10) {
-            let reply = try await client.receive()
-            #expect(reply.bytes == [1])
             serving.cancel()
             try await serving.value
             try await client.send([2], to: "127.0.0.1", port: port)
