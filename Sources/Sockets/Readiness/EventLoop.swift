@@ -142,9 +142,13 @@ public final class EventLoop: Sendable {
                 var activity = count
                 for index in 0..<Int(max(count, 0)) {
                     let token = csockets_epoll_event_data(events.baseAddress, Int32(index))
-                    if token == wakeToken || token == tickToken {
-                        _ = csockets_eventfd_reset(token == wakeToken ? executor.wakeDescriptor : tickDescriptor)
-                        if token == tickToken { activity -= 1 }
+                    if token == wakeToken {
+                        _ = csockets_eventfd_reset(executor.wakeDescriptor)
+                        continue
+                    }
+                    if token == tickToken {  // a tick is not activity
+                        _ = csockets_eventfd_reset(tickDescriptor)
+                        activity -= 1
                         continue
                     }
                     let flags = csockets_epoll_event_flags(events.baseAddress, Int32(index))
