@@ -1,8 +1,7 @@
 // readme-echo: the echo server written exactly as Sockets' README teaches a new user to write one ("A server":
 // `serve` with a plain closure, `read(upTo:)`, `write`, `flush`; "UDP": `serve(socket) { datagram in
-// datagram.bytes }`), with the benchmark
-// servers' command line. Measured beside the tuned `echo-server` to see what the library, not the user,
-// carries (issue 11: "the fast path is the default path").
+// datagram.bytes }`), with the benchmark servers' command line. Measured beside the tuned `echo-server` to see
+// what the library, not the user, carries (issue 11: "the fast path is the default path").
 import BenchSupport
 import Sockets
 

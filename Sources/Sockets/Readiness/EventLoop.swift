@@ -183,9 +183,9 @@ struct Spell: Sendable {
     /// microseconds; `200,1000` measured best) turns it on. It is off because, since each loop has a Dispatch
     /// worker of its own, it does not pay consistently. In the last recorded run: rr1 0.74, stream1 1.41, stream8
     /// 0.88, the rest 0.94–1.04 of handing back; less CPU per rr1 round trip (14.4 against 18.3 µs; NIO 12.6),
-    /// but rr1's rate falls toward NIO's (`Benchmarks/RESULTS.md`). (It
-    /// was first kept off for hangs, every task waiting, in about one full test run in three; they came with a
-    /// skipped `recv` since removed, and none of 31 full runs with the spell on then hung.)
+    /// but rr1's rate falls toward NIO's (`Benchmarks/RESULTS.md`). (It was first kept off for hangs, every task
+    /// waiting, in about one full test run in three; they came with a skipped `recv` since removed, and none of
+    /// 31 full runs with the spell on then hung.)
     static func fromEnvironment() -> Spell {
         var spell = Spell(idle: 0, limit: 0)
         if let text = getenv("SOCKETS_LOOP_SPELL").map({ String(cString: $0) }) {
